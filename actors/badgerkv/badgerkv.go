@@ -101,7 +101,15 @@ func orLogger(l *slog.Logger) *slog.Logger {
 // slogAdapter routes Badger's printf logging to slog; Badger's info chatter goes to debug.
 type slogAdapter struct{ log *slog.Logger }
 
-func (a slogAdapter) Errorf(f string, v ...interface{})   { a.log.Error(fmt.Sprintf(f, v...), "lib", "badger") }
-func (a slogAdapter) Warningf(f string, v ...interface{}) { a.log.Warn(fmt.Sprintf(f, v...), "lib", "badger") }
-func (a slogAdapter) Infof(f string, v ...interface{})    { a.log.Debug(fmt.Sprintf(f, v...), "lib", "badger") }
-func (a slogAdapter) Debugf(f string, v ...interface{})   { a.log.Debug(fmt.Sprintf(f, v...), "lib", "badger") }
+func (a slogAdapter) Errorf(f string, v ...interface{}) {
+	a.log.Error(fmt.Sprintf(f, v...), "lib", "badger")
+}
+func (a slogAdapter) Warningf(f string, v ...interface{}) {
+	a.log.Warn(fmt.Sprintf(f, v...), "lib", "badger")
+}
+func (a slogAdapter) Infof(f string, v ...interface{}) {
+	a.log.Debug(fmt.Sprintf(f, v...), "lib", "badger")
+}
+func (a slogAdapter) Debugf(f string, v ...interface{}) {
+	a.log.Debug(fmt.Sprintf(f, v...), "lib", "badger")
+}
