@@ -1,0 +1,27 @@
+package cgminer
+
+import (
+	"context"
+	"testing"
+
+	"github.com/hashfleet/hashfleet/miners/sim"
+)
+
+// BenchmarkPollTCP is one driver polling one simulated miner over loopback TCP: a connection, the joined
+// request, the simulator building its reply, parsing and normalizing. Allocations include the simulator's.
+func BenchmarkPollTCP(b *testing.B) {
+	f, err := sim.Start(sim.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	d := New(f.Devices()[0], Config{})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := d.Poll(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "polls/s")
+}
