@@ -1,0 +1,140 @@
+package proto
+
+import (
+	"crypto"
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hashfleet/hashfleet/actors/clock"
+)
+
+// Config tunes one driver. Zero fields take the defaults below.
+type Config struct {
+	// Password is the rig's login password for /api/v1/auth/login. Empty: no password login.
+	Password string
+	// SigningKey is the node's miner-signing key (an ed25519.PrivateKey, or any crypto.Signer whose public
+	// key is ed25519, such as a key held elsewhere). nil: no JWT authentication.
+	SigningKey crypto.Signer
+	// Issuer is the iss claim of the driver's JWTs, normally the node id. Default "hashfleet".
+	Issuer string
+	// TokenTTL is the lifetime of one JWT (exp - iat). Default 60s; at most 5 min, the simulator's and a
+	// careful rig's limit.
+	TokenTTL time.Duration
+	// Scheme is "http" (default) or "https".
+	Scheme string
+	// TLS is the client TLS configuration for Scheme "https". nil: the system roots.
+	TLS *tls.Config
+	// RequestTimeout bounds one HTTP exchange, body included; an earlier ctx deadline wins. Default 5s.
+	RequestTimeout time.Duration
+	// DialTimeout bounds the TCP connect. Default 2s.
+	DialTimeout time.Duration
+	// MaxBodyBytes bounds one reply body; a larger one is ErrMalformed. Default 1 MiB.
+	MaxBodyBytes int64
+	// InfoTTL is how long the rarely changing system, network and hashboard information is cached between
+	// polls. Default 10 min.
+	InfoTTL time.Duration
+	// LocateSeconds is how long BLINK lights the LED when the command has no "seconds" param. Default 300;
+	// 0 in the param means until turned off.
+	LocateSeconds int
+	// Clock stamps samples and times JWTs and caches. Default clock.Real().
+	Clock clock.Clock
+	// Transport replaces the driver's own HTTP transport (tests). Default: a transport owned by the driver,
+	// with no proxy, Config.TLS and the timeouts above.
+	Transport http.RoundTripper
+}
+
+// Defaults; see Config.
+const (
+	DefaultIssuer         = "hashfleet"
+	DefaultTokenTTL       = 60 * time.Second
+	DefaultScheme         = "http"
+	DefaultRequestTimeout = 5 * time.Second
+	DefaultDialTimeout    = 2 * time.Second
+	DefaultMaxBodyBytes   = 1 << 20
+	DefaultInfoTTL        = 10 * time.Minute
+	DefaultLocateSeconds  = 300
+
+	maxTokenTTL     = 5 * time.Minute
+	minMaxBodyBytes = 4 << 10
+	maxMaxBodyBytes = 64 << 20
+	maxRedirects    = 3
+)
+
+// DefaultConfig returns the defaults (no credentials).
+func DefaultConfig() Config {
+	return Config{
+		Issuer:         DefaultIssuer,
+		TokenTTL:       DefaultTokenTTL,
+		Scheme:         DefaultScheme,
+		RequestTimeout: DefaultRequestTimeout,
+		DialTimeout:    DefaultDialTimeout,
+		MaxBodyBytes:   DefaultMaxBodyBytes,
+		InfoTTL:        DefaultInfoTTL,
+		LocateSeconds:  DefaultLocateSeconds,
+		Clock:          clock.Real(),
+	}
+}
+
+// Validate reports settings the driver cannot work with.
+func (c Config) Validate() error {
+	var errs []error
+	if c.SigningKey != nil {
+		if _, ok := c.SigningKey.Public().(ed25519.PublicKey); !ok {
+			errs = append(errs, fmt.Errorf("proto: SigningKey must be an ed25519 key, got %T", c.SigningKey.Public()))
+		}
+	}
+	if c.TokenTTL < 0 || c.TokenTTL > maxTokenTTL {
+		errs = append(errs, fmt.Errorf("proto: TokenTTL must be between 1s and %v, got %v", maxTokenTTL, c.TokenTTL))
+	} else if c.TokenTTL != 0 && c.TokenTTL < time.Second {
+		errs = append(errs, fmt.Errorf("proto: TokenTTL must be at least 1s (JWT times are whole seconds), got %v", c.TokenTTL))
+	}
+	if c.Scheme != "" && c.Scheme != "http" && c.Scheme != "https" {
+		errs = append(errs, fmt.Errorf("proto: Scheme must be http or https, got %q", c.Scheme))
+	}
+	if c.RequestTimeout < 0 || c.DialTimeout < 0 || c.InfoTTL < 0 {
+		errs = append(errs, errors.New("proto: RequestTimeout, DialTimeout and InfoTTL must not be negative"))
+	}
+	if c.MaxBodyBytes != 0 && (c.MaxBodyBytes < minMaxBodyBytes || c.MaxBodyBytes > maxMaxBodyBytes) {
+		errs = append(errs, fmt.Errorf("proto: MaxBodyBytes must be between %d and %d, got %d", minMaxBodyBytes, maxMaxBodyBytes, c.MaxBodyBytes))
+	}
+	if c.LocateSeconds < 0 {
+		errs = append(errs, fmt.Errorf("proto: LocateSeconds must not be negative, got %d", c.LocateSeconds))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Issuer == "" {
+		c.Issuer = d.Issuer
+	}
+	if c.TokenTTL == 0 {
+		c.TokenTTL = d.TokenTTL
+	}
+	if c.Scheme == "" {
+		c.Scheme = d.Scheme
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = d.DialTimeout
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if c.InfoTTL == 0 {
+		c.InfoTTL = d.InfoTTL
+	}
+	if c.LocateSeconds == 0 {
+		c.LocateSeconds = d.LocateSeconds
+	}
+	if c.Clock == nil {
+		c.Clock = d.Clock
+	}
+	return c
+}
