@@ -1,0 +1,194 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/hashfleet/hashfleet/actors"
+	"github.com/hashfleet/hashfleet/actors/clock"
+	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/hashfleet/hashfleet/miners"
+	"github.com/hashfleet/hashfleet/node/gate"
+	"github.com/hashfleet/hashfleet/node/miner"
+	"github.com/hashfleet/hashfleet/node/site"
+	"github.com/hashfleet/hashfleet/node/telemetry"
+	"github.com/hashfleet/hashfleet/node/uplink"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+)
+
+// Config is everything a node needs. Durations document their default; DefaultConfig sets them.
+type Config struct {
+	// NodeID identifies the node to the cloud (x-hashfleet-node, hello, commands). Required.
+	NodeID string
+	// OrgID and Site label the node in logs.
+	OrgID, Site string
+	// DataDir holds the node's Badger store; "" keeps it in memory (tests, demo).
+	DataDir string
+	// Devices is the static device list: the miners this node runs before (or, with AcceptCloudOwnership
+	// false, instead of) the cloud's ownership map.
+	Devices []*pb.Device
+	// AcceptCloudOwnership makes every HelloAck's device list the node's device set (saved in the store and
+	// used at the next start until the cloud answers). Default true. False keeps Devices whatever the cloud says.
+	AcceptCloudOwnership bool
+
+	// PollInterval between polls of one miner. Default 5s.
+	PollInterval time.Duration
+	// PollJitter: each interval is PollInterval ± PollJitter. Default 500ms.
+	PollJitter time.Duration
+	// PollTimeout bounds one poll's I/O. Default 3s.
+	PollTimeout time.Duration
+	// CommandTimeout bounds one command's I/O on one miner. Default 30s.
+	CommandTimeout time.Duration
+	// FailureThreshold: consecutive failed polls before a miner is UNREACHABLE. Default 2.
+	FailureThreshold int
+	// RebootTimeout: how long a rebooting miner may stay silent before it is UNREACHABLE. Default 5m.
+	RebootTimeout time.Duration
+	// MinRebootTime: a miner answering after a reboot command without a visible uptime reset stays REBOOTING
+	// this long (firmware that answers before it goes down). Default 30s.
+	MinRebootTime time.Duration
+	// MaxInFlight bounds driver operations (open miner connections) across the site. Default 256.
+	MaxInFlight int
+	// Supervisor bounds MinerActor restarts. Default actors.DefaultSupervisorConfig().
+	Supervisor actors.SupervisorConfig
+
+	// BatchSize is the most samples per telemetry batch. Default 500.
+	BatchSize int
+	// BatchInterval is the longest a sample waits for its batch. Default 1s.
+	BatchInterval time.Duration
+	// MaxBacklogSamples bounds samples kept unacked while the cloud is unreachable. Default 100,000.
+	MaxBacklogSamples int
+
+	// Dial opens the connection to the cloud gateway (bufconn in combined mode, TLS target in split mode).
+	// Nil runs the node without a cloud link.
+	Dial func(ctx context.Context) (*grpc.ClientConn, error)
+	// SessionToken returns the stream bearer token; nil sends none (combined mode).
+	SessionToken func() string
+	// HeartbeatInterval between HeartbeatPings. Default 5s.
+	HeartbeatInterval time.Duration
+	// Backoff is the reconnect policy. Default uplink.DefaultBackoff() (1s → 30s, jitter 0.2, stable 1m).
+	Backoff uplink.Backoff
+	// SoftwareVersion is sent in the hello.
+	SoftwareVersion string
+
+	// Verifier checks command signatures. Required with Dial; combined mode uses gate.InProcessVerifier.
+	Verifier gate.Verifier
+	// DriverFactory makes a miner's driver. Required (see DefaultDriverFactory).
+	DriverFactory func(*pb.Device) (miners.Driver, error)
+
+	// Clock is business time (polls, backoff, batching). Default clock.Real().
+	Clock clock.Clock
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the node's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// ActorMetrics, when set, is shared with other components of the process (combined mode); nil makes one
+	// on Registerer.
+	ActorMetrics *actors.Metrics
+	// System is the ActorSystem to run in; nil makes one the node owns and shuts down on Stop.
+	System *actor.ActorSystem
+}
+
+// DefaultConfig returns the defaults documented on Config. NodeID, DriverFactory and (with a cloud link)
+// Dial and Verifier are the caller's.
+func DefaultConfig() Config {
+	m, t, u := miner.DefaultConfig(), telemetry.DefaultConfig(), uplink.DefaultConfig()
+	return Config{
+		AcceptCloudOwnership: true,
+		PollInterval:         m.PollInterval,
+		PollJitter:           m.PollJitter,
+		PollTimeout:          m.PollTimeout,
+		CommandTimeout:       m.CommandTimeout,
+		FailureThreshold:     m.FailureThreshold,
+		RebootTimeout:        m.RebootTimeout,
+		MinRebootTime:        m.MinRebootTime,
+		MaxInFlight:          256,
+		Supervisor:           actors.DefaultSupervisorConfig(),
+		BatchSize:            t.BatchSize,
+		BatchInterval:        t.FlushInterval,
+		MaxBacklogSamples:    t.MaxBacklogSamples,
+		HeartbeatInterval:    u.HeartbeatInterval,
+		Backoff:              u.Backoff,
+		Clock:                clock.Real(),
+	}
+}
+
+func (c Config) minerConfig() miner.Config {
+	m := miner.DefaultConfig()
+	m.PollInterval, m.PollJitter, m.PollTimeout = c.PollInterval, c.PollJitter, c.PollTimeout
+	m.CommandTimeout, m.FailureThreshold, m.RebootTimeout = c.CommandTimeout, c.FailureThreshold, c.RebootTimeout
+	m.MinRebootTime = c.MinRebootTime
+	return m
+}
+
+func (c Config) siteConfig() site.Config {
+	return site.Config{Miner: c.minerConfig(), Supervisor: c.Supervisor}
+}
+
+func (c Config) telemetryConfig() telemetry.Config {
+	t := telemetry.DefaultConfig()
+	t.BatchSize, t.FlushInterval, t.MaxBacklogSamples = c.BatchSize, c.BatchInterval, c.MaxBacklogSamples
+	t.EventBatchSize = min(t.EventBatchSize, max(c.BatchSize, 1))
+	return t
+}
+
+func (c Config) uplinkConfig() uplink.Config {
+	u := uplink.DefaultConfig()
+	u.NodeID, u.Dial, u.SessionToken, u.SoftwareVersion = c.NodeID, c.Dial, c.SessionToken, c.SoftwareVersion
+	u.HeartbeatInterval, u.Backoff = c.HeartbeatInterval, c.Backoff
+	return u
+}
+
+func (c Config) gateConfig() gate.Config {
+	g := gate.DefaultConfig()
+	g.NodeID, g.Verifier = c.NodeID, c.Verifier
+	// A command may wait behind a poll and run for CommandTimeout; give the miners room before TIMEOUT.
+	g.CommandTimeout = max(g.CommandTimeout, 2*c.CommandTimeout+c.PollTimeout)
+	return g
+}
+
+// Validate reports a configuration an operator must fix, every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.NodeID == "" {
+		errs = append(errs, errors.New("node: NodeID is empty"))
+	}
+	if c.DriverFactory == nil {
+		errs = append(errs, errors.New("node: DriverFactory is nil (see node.DefaultDriverFactory)"))
+	}
+	if c.MaxInFlight < 1 {
+		errs = append(errs, fmt.Errorf("node: MaxInFlight %d must be at least 1", c.MaxInFlight))
+	}
+	if c.Clock == nil {
+		errs = append(errs, errors.New("node: Clock is nil (use clock.Real())"))
+	}
+	seen := map[string]bool{}
+	for i, d := range c.Devices {
+		switch {
+		case d.GetMinerId() == "":
+			errs = append(errs, fmt.Errorf("node: device %d (%s) has no miner id", i, d.GetAddress()))
+		case seen[d.GetMinerId()]:
+			errs = append(errs, fmt.Errorf("node: miner id %q listed twice", d.GetMinerId()))
+		}
+		seen[d.GetMinerId()] = true
+	}
+	if err := c.siteConfig().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.telemetryConfig().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Dial != nil {
+		if err := c.uplinkConfig().Validate(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := c.gateConfig().Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

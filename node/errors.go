@@ -1,0 +1,14 @@
+package node
+
+import "errors"
+
+var (
+	// ErrNotStarted: a query or Stop before Start.
+	ErrNotStarted = errors.New("node not started")
+	// ErrAlreadyStarted: Start called twice.
+	ErrAlreadyStarted = errors.New("node already started")
+	// ErrStopped: the node was stopped; make a new one to run again.
+	ErrStopped = errors.New("node stopped")
+	// ErrNoUplink: the node has no cloud link configured (Config.Dial is nil).
+	ErrNoUplink = errors.New("no cloud link configured")
+)

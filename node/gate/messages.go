@@ -1,0 +1,18 @@
+package gate
+
+// SetOwnership replaces the set of miners this node owns. A *pb.HelloAck sent to the gate does the same with
+// its devices, and saves them in the store.
+type SetOwnership struct{ MinerIDs []string }
+
+// StatusRequest asks the gate for its Status.
+type StatusRequest struct{}
+
+// Status is the gate's state for UIs and tests.
+type Status struct {
+	SeqMark uint64
+	Running int
+	Owned   int
+}
+
+type commandTimeout struct{ seq uint64 }
+type reportTick struct{ gen uint64 }

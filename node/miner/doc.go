@@ -1,0 +1,24 @@
+// Package miner owns the MinerActor: one per miner, holding that miner's Driver, its last sample and its
+// state machine, polling on a jittered self-scheduled timer and running commands one at a time.
+//
+//	                  pollTick (SendAfter on the Clock)
+//	                        │
+//	Execute ──▶ queue ──▶ MinerActor ──start op──▶ Limiter (site-wide MaxInFlight slots)
+//	 (gate, via site)       ▲   │                      │ goroutine per in-flight op
+//	                        │   │                      ▼
+//	                        │   │                  Driver.Poll / Driver.Execute ──TCP──▶ miner
+//	                        │   │                      │
+//	                        └───┼──── pollDone / cmdDone (message back to the actor)
+//	                            │
+//	                            ├──▶ TelemetryBatcher: *pb.Telemetry every poll, *pb.Event on state change
+//	                            ├──▶ parent (SiteSupervisor): *StatusUpdate, the site read model
+//	                            └──▶ requester: *Result per command
+//
+// Receive never blocks: driver I/O runs in a short-lived goroutine started through the Limiter, and its
+// outcome comes back as a message tagged with the incarnation and operation id, so a result that arrives after
+// a restart or stop is ignored. Only one driver operation is in flight per miner (the Driver contract); a
+// queued command waits at most for the poll in flight, and polls and commands alternate when both are due.
+//
+// The state decision is the pure Rules.Next (state.go), tested with tables. A panic in a driver is recovered
+// in its goroutine, posted back, and re-raised inside Receive so the SiteSupervisor restarts that one actor.
+package miner

@@ -1,0 +1,301 @@
+package node
+
+import (
+	"context"
+
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/hashfleet/hashfleet/actors"
+	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/hashfleet/hashfleet/node/gate"
+	"github.com/hashfleet/hashfleet/node/internal/promx"
+	"github.com/hashfleet/hashfleet/node/miner"
+	"github.com/hashfleet/hashfleet/node/site"
+	"github.com/hashfleet/hashfleet/node/store"
+	"github.com/hashfleet/hashfleet/node/telemetry"
+	"github.com/hashfleet/hashfleet/node/uplink"
+)
+
+// MinerStatus is one miner as the node sees it.
+type MinerStatus = miner.Status
+
+// LinkStatus is the link to the cloud as the node sees it.
+type LinkStatus = uplink.Status
+
+// Node is one fleet node.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+
+	sys     *actor.ActorSystem
+	ownSys  bool
+	store   *store.Badger
+	limiter *miner.Limiter
+
+	batcher, site, gate, uplink *actor.PID
+}
+
+// New validates cfg and returns a node ready to Start.
+func New(cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("node config: %w", err)
+	}
+	log := cfg.Logger.With(slog.String("node", cfg.NodeID))
+	if cfg.Site != "" {
+		log = log.With(slog.String("site", cfg.Site))
+	}
+	return &Node{cfg: cfg, log: log}, nil
+}
+
+// Start opens the store and spawns the node's actors. The context bounds nothing long: actors start at once
+// and the uplink connects in the background.
+func (n *Node) Start(ctx context.Context) (err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case n.stopped:
+		return ErrStopped
+	case n.started:
+		return ErrAlreadyStarted
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cfg := n.cfg
+	st, err := store.Open(store.Options{DataDir: cfg.DataDir, Logger: cfg.Logger})
+	if err != nil {
+		return err
+	}
+	n.store = st
+	defer func() {
+		if err != nil {
+			n.teardown()
+		}
+	}()
+
+	devices := cfg.Devices
+	if cfg.AcceptCloudOwnership && cfg.Dial != nil {
+		if saved, err := st.Ownership(); err == nil {
+			devices = saved
+			n.log.Info("using the device set the cloud confirmed last", slog.Int("miners", len(saved)))
+		}
+	}
+	owned := make([]string, 0, len(devices))
+	for _, d := range devices {
+		owned = append(owned, d.GetMinerId())
+	}
+
+	n.sys = cfg.System
+	if n.sys == nil {
+		n.sys, n.ownSys = actors.NewSystem(cfg.Logger), true
+	}
+	am := cfg.ActorMetrics
+	if am == nil {
+		am = actors.NewMetrics(promx.Tolerant(cfg.Registerer))
+	}
+	reg := cfg.Registerer
+	minerMetrics := miner.NewMetrics(reg)
+	n.limiter = miner.NewLimiter(cfg.MaxInFlight, minerMetrics.InFlightGauge())
+
+	spawn := func(role string, p *actor.Props) (*actor.PID, error) {
+		pid, err := n.sys.Root.SpawnNamed(p, "hashfleet-node/"+cfg.NodeID+"/"+role)
+		if err != nil {
+			return nil, fmt.Errorf("spawn %s: %w", role, err)
+		}
+		return pid, nil
+	}
+	if n.batcher, err = spawn("telemetry", telemetry.Props(cfg.telemetryConfig(), telemetry.Env{
+		NodeID: cfg.NodeID, Clock: cfg.Clock, Seqs: st, Metrics: telemetry.NewMetrics(reg), ActorMetrics: am, Logger: cfg.Logger,
+	})); err != nil {
+		return err
+	}
+	if n.site, err = spawn("site", site.Props(cfg.siteConfig(), site.Env{
+		NodeID: cfg.NodeID, Devices: devices, Factory: cfg.DriverFactory, Limiter: n.limiter, Clock: cfg.Clock,
+		Sink: n.batcher, Metrics: site.NewMetrics(reg), MinerMetrics: minerMetrics, ActorMetrics: am, Logger: cfg.Logger,
+	})); err != nil {
+		return err
+	}
+	if n.gate, err = spawn("gate", gate.Props(cfg.gateConfig(), gate.Env{
+		Store: st, Site: n.site, Sink: n.batcher, Owned: owned, Clock: cfg.Clock, Metrics: gate.NewMetrics(reg),
+		ActorMetrics: am, Logger: cfg.Logger,
+	})); err != nil {
+		return err
+	}
+	if cfg.Dial != nil {
+		var ackTo []*actor.PID
+		if cfg.AcceptCloudOwnership {
+			ackTo = []*actor.PID{n.site, n.gate}
+		}
+		if n.uplink, err = spawn("uplink", uplink.Props(cfg.uplinkConfig(), uplink.Env{
+			LastSeq: st.SeqMark, Gate: n.gate, HelloAckTo: ackTo, Subscribers: []*actor.PID{n.batcher},
+			Clock: cfg.Clock, Metrics: uplink.NewMetrics(reg), ActorMetrics: am, Logger: cfg.Logger,
+		})); err != nil {
+			return err
+		}
+	}
+	n.started = true
+	n.log.Info("node started", slog.Int("miners", len(devices)), slog.Bool("cloud_link", cfg.Dial != nil),
+		slog.String("data_dir", cfg.DataDir))
+	return nil
+}
+
+// Stop stops every actor and goroutine of the node and closes its store: the uplink first (no new commands),
+// then the miners (their queued commands answer FAILED), their in-flight I/O, the gate (after it took in the
+// miners' last answers and recorded them), the batcher; then the store, and the ActorSystem if the node owns
+// it. It returns ctx's error if ctx ends first; call it once.
+func (n *Node) Stop(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.started {
+		if n.stopped {
+			return nil
+		}
+		return ErrNotStarted
+	}
+	n.started, n.stopped = false, true
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.teardown()
+	}()
+	select {
+	case <-done:
+		n.log.Info("node stopped")
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stop node %s: %w", n.cfg.NodeID, ctx.Err())
+	}
+}
+
+// teardown stops what Start made, in dependency order. It waits for each step.
+func (n *Node) teardown() {
+	stop := func(pid *actor.PID, poison bool) {
+		if pid == nil {
+			return
+		}
+		var f *actor.Future
+		if poison {
+			f = n.sys.Root.PoisonFuture(pid)
+		} else {
+			f = n.sys.Root.StopFuture(pid)
+		}
+		if err := f.Wait(); err != nil {
+			n.log.Warn("actor did not confirm its stop", slog.String("actor", pid.Id), slog.Any("error", err))
+		}
+	}
+	stop(n.uplink, false)
+	stop(n.site, false)
+	if n.limiter != nil {
+		n.limiter.Wait()
+	}
+	stop(n.gate, true)
+	stop(n.batcher, true)
+	n.uplink, n.site, n.gate, n.batcher = nil, nil, nil, nil
+	if n.store != nil {
+		if err := n.store.Close(); err != nil {
+			n.log.Error("closing the node store", slog.Any("error", err))
+		}
+	}
+	if n.ownSys && n.sys != nil {
+		n.sys.Shutdown()
+	}
+}
+
+func timeout(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return max(time.Until(dl), time.Millisecond)
+	}
+	return 5 * time.Second
+}
+
+func (n *Node) pids() (sys *actor.ActorSystem, sitePID, uplinkPID, batcherPID, gatePID *actor.PID, err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.started {
+		return nil, nil, nil, nil, nil, ErrNotStarted
+	}
+	return n.sys, n.site, n.uplink, n.batcher, n.gate, nil
+}
+
+// Miners returns every miner's status, sorted by miner id. The samples are shared with the node and must not
+// be modified.
+func (n *Node) Miners(ctx context.Context) ([]MinerStatus, error) {
+	sys, sitePID, _, _, _, err := n.pids()
+	if err != nil {
+		return nil, err
+	}
+	l, err := actors.Request[*site.List](sys.Root, sitePID, &site.ListRequest{}, timeout(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("list miners: %w", err)
+	}
+	return l.Miners, nil
+}
+
+// Miner returns one miner's status (samples copied); an error wrapping site.ErrUnknownMiner when the node does
+// not run it.
+func (n *Node) Miner(ctx context.Context, id string) (MinerStatus, error) {
+	sys, sitePID, _, _, _, err := n.pids()
+	if err != nil {
+		return MinerStatus{}, err
+	}
+	return actors.Request[MinerStatus](sys.Root, sitePID, &site.StatusRequest{MinerID: id}, timeout(ctx))
+}
+
+// LinkStatus returns the state of the link to the cloud; an error wrapping ErrNoUplink without Config.Dial.
+func (n *Node) LinkStatus(ctx context.Context) (LinkStatus, error) {
+	sys, _, uplinkPID, _, _, err := n.pids()
+	if err != nil {
+		return LinkStatus{}, err
+	}
+	if uplinkPID == nil {
+		return LinkStatus{LastError: ErrNoUplink.Error()}, ErrNoUplink
+	}
+	return actors.Request[LinkStatus](sys.Root, uplinkPID, &uplink.StatusRequest{}, timeout(ctx))
+}
+
+// Telemetry returns the batcher's state (pending, backlog, in flight).
+func (n *Node) Telemetry(ctx context.Context) (telemetry.Status, error) {
+	sys, _, _, batcherPID, _, err := n.pids()
+	if err != nil {
+		return telemetry.Status{}, err
+	}
+	return actors.Request[telemetry.Status](sys.Root, batcherPID, &telemetry.StatusRequest{}, timeout(ctx))
+}
+
+// Gate returns the command gate's state (seq high-water mark, running commands, owned miners).
+func (n *Node) Gate(ctx context.Context) (gate.Status, error) {
+	sys, _, _, _, gatePID, err := n.pids()
+	if err != nil {
+		return gate.Status{}, err
+	}
+	return actors.Request[gate.Status](sys.Root, gatePID, &gate.StatusRequest{}, timeout(ctx))
+}
+
+// Audit returns up to limit audit records in order after the first skip.
+func (n *Node) Audit(skip, limit int) ([]*pb.AuditRecord, error) {
+	n.mu.Lock()
+	st := n.store
+	n.mu.Unlock()
+	if st == nil {
+		return nil, ErrNotStarted
+	}
+	return st.Audit(skip, limit)
+}
+
+// System is the node's ActorSystem (nil before Start).
+func (n *Node) System() *actor.ActorSystem {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.sys
+}

@@ -1,0 +1,53 @@
+package telemetry
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config tunes the TelemetryBatcher.
+type Config struct {
+	// BatchSize is the most samples in one TelemetryBatch; a full batch is sent at once. Default 500.
+	BatchSize int
+	// EventBatchSize is the most events in one EventBatch. Default 200.
+	EventBatchSize int
+	// FlushInterval is the longest a sample or event waits for its batch to fill. Default 1s.
+	FlushInterval time.Duration
+	// MaxInFlight is how many batches per stream may be sent and not yet acked. Default 8.
+	MaxInFlight int
+	// MaxBacklogSamples bounds the samples the in-memory Outbox keeps unacked (≈0.5 KiB each); beyond it the
+	// oldest batches are dropped. Default 100,000 (about 50 s of a 10,000-miner site, 40 min of 200 miners).
+	MaxBacklogSamples int
+	// MaxBacklogEvents bounds the unacked events the in-memory Outbox keeps. Default 100,000.
+	MaxBacklogEvents int
+	// SeqBlock is how many batch seqs are reserved in the store at a time. Default 1000.
+	SeqBlock uint64
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{BatchSize: 500, EventBatchSize: 200, FlushInterval: time.Second, MaxInFlight: 8,
+		MaxBacklogSamples: 100_000, MaxBacklogEvents: 100_000, SeqBlock: 1000}
+}
+
+// Validate reports a configuration an operator must fix.
+func (c Config) Validate() error {
+	var errs []error
+	if c.BatchSize < 1 || c.EventBatchSize < 1 {
+		errs = append(errs, fmt.Errorf("telemetry: batch sizes %d/%d must be at least 1", c.BatchSize, c.EventBatchSize))
+	}
+	if c.FlushInterval <= 0 {
+		errs = append(errs, fmt.Errorf("telemetry: flush interval %s must be positive", c.FlushInterval))
+	}
+	if c.MaxInFlight < 1 {
+		errs = append(errs, fmt.Errorf("telemetry: max in-flight batches %d must be at least 1", c.MaxInFlight))
+	}
+	if c.MaxBacklogSamples < c.BatchSize || c.MaxBacklogEvents < c.EventBatchSize {
+		errs = append(errs, fmt.Errorf("telemetry: backlog bounds %d samples / %d events must hold at least one batch", c.MaxBacklogSamples, c.MaxBacklogEvents))
+	}
+	if c.SeqBlock < 1 {
+		errs = append(errs, fmt.Errorf("telemetry: seq block %d must be at least 1", c.SeqBlock))
+	}
+	return errors.Join(errs...)
+}
