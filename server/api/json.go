@@ -1,0 +1,277 @@
+package api
+
+import (
+	"math"
+	"slices"
+	"time"
+
+	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/hashfleet/hashfleet/server/grains"
+)
+
+// The API's JSON shapes. Field names are snake_case throughout; times are RFC 3339 UTC strings, null when
+// unknown; ages are seconds. openapi.json documents exactly these.
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+type desiredJSON struct {
+	Run          string     `json:"run"`
+	Curtailment  string     `json:"curtailment"`
+	PowerTargetW float64    `json:"power_target_w"`
+	UpdatedAt    *time.Time `json:"updated_at"`
+}
+
+type minerJSON struct {
+	ID            string      `json:"id"`
+	Node          string      `json:"node"`
+	State         string      `json:"state"`
+	Stale         bool        `json:"stale"`
+	LastSeen      *time.Time  `json:"last_seen"`
+	LastSeenAgeS  *float64    `json:"last_seen_age_s"`
+	HashrateThs   float64     `json:"hashrate_ths"`
+	HashrateAvg   float64     `json:"hashrate_avg_ths"`
+	TempMaxC      float64     `json:"temp_max_c"`
+	ChipTempMaxC  float64     `json:"chip_temp_max_c"`
+	BoardTempsC   []float64   `json:"board_temps_c"`
+	FansRPM       []int32     `json:"fans_rpm"`
+	PowerW        float64     `json:"power_w"`
+	PowerTargetW  float64     `json:"power_target_w"`
+	EfficiencyJth float64     `json:"efficiency_jth"`
+	Pool          string      `json:"pool"`
+	PoolUser      string      `json:"pool_user"`
+	Model         string      `json:"model"`
+	Firmware      string      `json:"firmware"`
+	Address       string      `json:"address"`
+	UptimeS       int64       `json:"uptime_s"`
+	Error         string      `json:"error"`
+	Desired       desiredJSON `json:"desired"`
+}
+
+type boardJSON struct {
+	Index       int32   `json:"index"`
+	TempC       float64 `json:"temp_c"`
+	ChipTempC   float64 `json:"chip_temp_c"`
+	HashrateThs float64 `json:"hashrate_ths"`
+	Chips       int32   `json:"chips"`
+}
+
+type poolJSON struct {
+	URL      string `json:"url"`
+	User     string `json:"user"`
+	Priority int32  `json:"priority"`
+	Status   string `json:"status"`
+	Accepted int64  `json:"accepted"`
+	Rejected int64  `json:"rejected"`
+	Active   bool   `json:"active"`
+}
+
+type minerDetailJSON struct {
+	minerJSON
+	Serial     string      `json:"serial"`
+	MAC        string      `json:"mac"`
+	Protocol   string      `json:"protocol"`
+	WorkMode   string      `json:"work_mode"`
+	ObservedAt *time.Time  `json:"observed_at"`
+	Boards     []boardJSON `json:"boards"`
+	Pools      []poolJSON  `json:"pools"`
+	Errors     []string    `json:"errors"`
+}
+
+type minerListJSON struct {
+	Total  int            `json:"total"`
+	Offset int            `json:"offset"`
+	Limit  int            `json:"limit"`
+	AsOf   time.Time      `json:"as_of"`
+	Counts map[string]int `json:"counts"`
+	Items  []minerJSON    `json:"items"`
+}
+
+type commandRequestJSON struct {
+	MinerIDs       []string `json:"miner_ids"`
+	Action         string   `json:"action"`
+	PowerTargetW   float64  `json:"power_target_w"`
+	IdempotencyKey string   `json:"idempotency_key"`
+}
+
+type commandAcceptedJSON struct {
+	CommandID string `json:"command_id"`
+	Existing  bool   `json:"existing"`
+}
+
+type minerResultJSON struct {
+	MinerID    string     `json:"miner_id"`
+	Status     string     `json:"status"`
+	Code       string     `json:"code"`
+	Message    string     `json:"message"`
+	StartedAt  *time.Time `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+}
+
+type commandJSON struct {
+	CommandID      string            `json:"command_id"`
+	Action         string            `json:"action"`
+	PowerTargetW   float64           `json:"power_target_w"`
+	Actor          string            `json:"actor"`
+	IdempotencyKey string            `json:"idempotency_key"`
+	Status         string            `json:"status"`
+	CreatedAt      *time.Time        `json:"created_at"`
+	FinishedAt     *time.Time        `json:"finished_at"`
+	Summary        map[string]int    `json:"summary"`
+	NodeSeqs       map[string]uint64 `json:"node_seqs"`
+	Results        []minerResultJSON `json:"results"`
+}
+
+type nodeJSON struct {
+	Node              string     `json:"node"`
+	Connected         bool       `json:"connected"`
+	ConnectedSince    *time.Time `json:"connected_since"`
+	LastHeartbeat     *time.Time `json:"last_heartbeat"`
+	LastHeartbeatAgeS *float64   `json:"last_heartbeat_age_s"`
+	SoftwareVersion   string     `json:"software_version"`
+	Standby           bool       `json:"standby"`
+	LeaseEpoch        uint64     `json:"lease_epoch"`
+	NodeLastSeq       uint64     `json:"node_last_seq"`
+	LastSeq           uint64     `json:"last_seq"`
+	QueuedCommands    int        `json:"queued_commands"`
+	Devices           int        `json:"devices"`
+}
+
+type nodeListJSON struct {
+	AsOf  time.Time  `json:"as_of"`
+	Nodes []nodeJSON `json:"nodes"`
+}
+
+func ts(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func tsMs(ms int64) *time.Time {
+	if ms <= 0 {
+		return nil
+	}
+	return ts(time.UnixMilli(ms))
+}
+
+func age(t, now time.Time) *float64 {
+	if t.IsZero() {
+		return nil
+	}
+	a := math.Round(now.Sub(t).Seconds()*10) / 10
+	return &a
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func toMiner(r grains.MinerRow, now time.Time) minerJSON {
+	t, d := r.Telemetry, r.Device
+	m := minerJSON{ID: r.ID, Node: r.Node, State: grains.StateName(r.State), Stale: r.Stale,
+		LastSeen: ts(r.LastSeen), LastSeenAgeS: age(r.LastSeen, now),
+		HashrateThs: t.GetHashrate_5SThs(), HashrateAvg: t.GetHashrateAvgThs(), FansRPM: orEmpty(t.GetFansRpm()),
+		PowerW: t.GetPowerW(), PowerTargetW: t.GetPowerTargetW(), EfficiencyJth: t.GetEfficiencyJth(),
+		Model: first(t.GetModel(), d.GetModel()), Firmware: t.GetFirmware(), Address: d.GetAddress(),
+		UptimeS: t.GetUptimeS(), Error: t.GetPollError(), BoardTempsC: []float64{},
+		Desired: desiredJSON{Run: r.Desired.Run, Curtailment: r.Desired.Curtailment,
+			PowerTargetW: r.Desired.PowerTargetW, UpdatedAt: ts(r.Desired.UpdatedAt)}}
+	if m.Error == "" && len(t.GetErrors()) > 0 {
+		m.Error = t.GetErrors()[0]
+	}
+	for _, b := range t.GetBoards() {
+		m.BoardTempsC = append(m.BoardTempsC, b.GetTempC())
+		m.TempMaxC = max(m.TempMaxC, b.GetTempC())
+		m.ChipTempMaxC = max(m.ChipTempMaxC, b.GetChipTempC())
+	}
+	if p := activePool(t.GetPools()); p != nil {
+		m.Pool, m.PoolUser = p.GetUrl(), p.GetUser()
+	}
+	return m
+}
+
+func toMinerDetail(r grains.MinerRow, now time.Time) minerDetailJSON {
+	t, d := r.Telemetry, r.Device
+	out := minerDetailJSON{minerJSON: toMiner(r, now), Serial: first(t.GetSerial(), d.GetSerial()),
+		MAC: first(t.GetMac(), d.GetMac()), Protocol: protocolName(d.GetProtocol()), WorkMode: t.GetWorkMode(),
+		ObservedAt: tsMs(t.GetObservedAtUnixMs()), Boards: []boardJSON{}, Pools: []poolJSON{}, Errors: orEmpty(slices.Clone(t.GetErrors()))}
+	for _, b := range t.GetBoards() {
+		out.Boards = append(out.Boards, boardJSON{Index: b.GetIndex(), TempC: b.GetTempC(), ChipTempC: b.GetChipTempC(),
+			HashrateThs: b.GetHashrateThs(), Chips: b.GetChips()})
+	}
+	for _, p := range t.GetPools() { // the password never leaves the server
+		out.Pools = append(out.Pools, poolJSON{URL: p.GetUrl(), User: p.GetUser(), Priority: p.GetPriority(),
+			Status: p.GetStatus(), Accepted: p.GetAccepted(), Rejected: p.GetRejected(), Active: p.GetActive()})
+	}
+	return out
+}
+
+func activePool(ps []*pb.Pool) *pb.Pool {
+	for _, p := range ps {
+		if p.GetActive() {
+			return p
+		}
+	}
+	if len(ps) > 0 {
+		return ps[0]
+	}
+	return nil
+}
+
+func protocolName(p pb.Protocol) string {
+	switch p {
+	case pb.Protocol_PROTOCOL_CGMINER:
+		return "cgminer"
+	case pb.Protocol_PROTOCOL_ANTMINER:
+		return "antminer"
+	case pb.Protocol_PROTOCOL_PROTO:
+		return "proto"
+	}
+	return ""
+}
+
+func first(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func toCommand(rec *pb.CommandRecord) commandJSON {
+	out := commandJSON{CommandID: rec.GetCommandId(), Action: grains.ActionName(rec.GetSpec().GetAction()),
+		PowerTargetW: rec.GetSpec().GetPowerTargetW(), Actor: rec.GetActor(), IdempotencyKey: rec.GetIdempotencyKey(),
+		Status: grains.ResultName(rec.GetStatus()), CreatedAt: tsMs(rec.GetCreatedAtUnixMs()),
+		FinishedAt: tsMs(rec.GetFinishedAtUnixMs()), NodeSeqs: rec.GetNodeSeqs(),
+		Summary: map[string]int{"pending": 0, "running": 0, "succeeded": 0, "failed": 0, "timeout": 0},
+		Results: make([]minerResultJSON, 0, len(rec.GetMinerIds()))}
+	if out.NodeSeqs == nil {
+		out.NodeSeqs = map[string]uint64{}
+	}
+	for _, id := range rec.GetMinerIds() {
+		r := rec.GetResults()[id]
+		st := grains.ResultName(r.GetCode())
+		out.Summary[st]++
+		out.Results = append(out.Results, minerResultJSON{MinerID: id, Status: st, Code: grains.ResultCodeName(r.GetCode()),
+			Message: r.GetMessage(), StartedAt: tsMs(r.GetStartedAtUnixMs()), FinishedAt: tsMs(r.GetFinishedAtUnixMs())})
+	}
+	return out
+}
+
+func toNode(n grains.NodeStatus, now time.Time) nodeJSON {
+	return nodeJSON{Node: n.ID, Connected: n.Connected, ConnectedSince: ts(n.ConnectedSince),
+		LastHeartbeat: ts(n.LastHeartbeat), LastHeartbeatAgeS: age(n.LastHeartbeat, now),
+		SoftwareVersion: n.SoftwareVersion, Standby: n.Standby, LeaseEpoch: n.LeaseEpoch, NodeLastSeq: n.NodeLastSeq,
+		LastSeq: n.LastSeq, QueuedCommands: n.QueuedCommands, Devices: n.Devices}
+}

@@ -1,0 +1,89 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hashfleet/hashfleet/actors"
+	"github.com/hashfleet/hashfleet/actors/clock"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+)
+
+// DefaultMaxRecvMsgSize bounds one frame from a node: 4 MiB (gRPC's own default, stated explicitly). A
+// telemetry batch of 1,000 samples is well under 1 MiB.
+const DefaultMaxRecvMsgSize = 4 << 20
+
+// Config configures the gateway.
+type Config struct {
+	// Authenticator decides the node of each stream. Required: TrustNodeMetadata() in combined mode,
+	// RejectAll() until enrollment exists in split mode.
+	Authenticator Authenticator
+	// MaxRecvMsgSize bounds one frame in bytes; apply it with ServerOptions. Default 4 MiB.
+	MaxRecvMsgSize int
+	// HelloTimeout: a control stream whose first frame is not here by then is closed. Default 10s (wall
+	// clock: it guards a socket, it decides nothing).
+	HelloTimeout time.Duration
+	// OutboundQueue is how many frames may wait for a slow node before its control stream is closed (it
+	// reconnects and queued commands are re-sent). Default 1024.
+	OutboundQueue int
+	// DrainReconnectAfter is the reconnect_after_ms of the goaway sent at shutdown. Default 2s.
+	DrainReconnectAfter time.Duration
+	// DrainGrace: after the goaways, how long nodes get to close their upload and heartbeat streams
+	// themselves before Drain ends them with Unavailable. Default 1s (wall clock).
+	DrainGrace time.Duration
+	// Clock stamps heartbeats. Default the wall clock.
+	Clock        clock.Clock
+	Logger       *slog.Logger
+	Metrics      *Metrics
+	ActorMetrics *actors.Metrics
+}
+
+// DefaultConfig returns the documented defaults; Authenticator must still be chosen.
+func DefaultConfig() Config {
+	return Config{MaxRecvMsgSize: DefaultMaxRecvMsgSize, HelloTimeout: 10 * time.Second, OutboundQueue: 1024,
+		DrainReconnectAfter: 2 * time.Second, DrainGrace: time.Second, Clock: clock.Real()}
+}
+
+// Validate reports a configuration an operator must fix.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Authenticator == nil {
+		errs = append(errs, errors.New("gateway: no Authenticator (TrustNodeMetadata for combined mode, RejectAll until enrollment exists)"))
+	}
+	if c.MaxRecvMsgSize < 64<<10 {
+		errs = append(errs, fmt.Errorf("gateway: MaxRecvMsgSize %d is below 64 KiB", c.MaxRecvMsgSize))
+	}
+	if c.HelloTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("gateway: HelloTimeout %s must be positive", c.HelloTimeout))
+	}
+	if c.OutboundQueue < 1 {
+		errs = append(errs, fmt.Errorf("gateway: OutboundQueue %d must be at least 1", c.OutboundQueue))
+	}
+	if c.DrainGrace < 0 {
+		errs = append(errs, fmt.Errorf("gateway: DrainGrace %s is negative", c.DrainGrace))
+	}
+	if c.DrainReconnectAfter < 0 {
+		errs = append(errs, fmt.Errorf("gateway: DrainReconnectAfter %s is negative", c.DrainReconnectAfter))
+	}
+	if c.Clock == nil {
+		errs = append(errs, errors.New("gateway: Clock is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// ServerOptions are the grpc.Server options the gateway's contract needs: the frame size bound and a
+// keepalive policy that lets nodes ping idle streams. The bootstrap passes them to grpc.NewServer.
+func ServerOptions(c Config) []grpc.ServerOption {
+	size := c.MaxRecvMsgSize
+	if size == 0 {
+		size = DefaultMaxRecvMsgSize
+	}
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(size),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	}
+}

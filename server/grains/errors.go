@@ -1,0 +1,42 @@
+package grains
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+var (
+	// ErrInvalidCommand: an operator command that cannot be issued as asked (empty miner list, unknown action,
+	// bad power target). Nothing was stored.
+	ErrInvalidCommand = errors.New("invalid command")
+	// ErrUnknownMiner: a miner id the org has no device for. Nothing was stored.
+	ErrUnknownMiner = errors.New("unknown miner")
+	// ErrUnknownCommand: no command with that id.
+	ErrUnknownCommand = errors.New("unknown command")
+	// ErrIdempotencyConflict: the idempotency key was used before for a different command.
+	ErrIdempotencyConflict = errors.New("idempotency key already used for a different command")
+	// ErrInvalidNode: a node id that cannot be used (empty, too long, contains '/').
+	ErrInvalidNode = errors.New("invalid node id")
+	// ErrNotRunning: the fleet's actors are not started (or already stopped).
+	ErrNotRunning = errors.New("fleet not running")
+	// ErrStore: the store refused a write; the caller should retry (a node re-sends its batch).
+	ErrStore = errors.New("store write failed")
+)
+
+// UnknownMinersError names the miners a command refers to that the org does not know. It wraps
+// ErrUnknownMiner.
+type UnknownMinersError struct{ IDs []string }
+
+func (e *UnknownMinersError) Error() string {
+	const show = 10
+	ids := e.IDs
+	more := ""
+	if len(ids) > show {
+		more = fmt.Sprintf(" and %d more", len(ids)-show)
+		ids = ids[:show]
+	}
+	return fmt.Sprintf("unknown miners: %s%s", strings.Join(ids, ", "), more)
+}
+
+func (e *UnknownMinersError) Unwrap() error { return ErrUnknownMiner }

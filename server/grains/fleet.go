@@ -1,0 +1,205 @@
+package grains
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/hashfleet/hashfleet/actors"
+	"github.com/hashfleet/hashfleet/actors/clock"
+	"github.com/hashfleet/hashfleet/messages/pb"
+)
+
+// Fleet owns the org's actor tree and is how code outside the actors (the API, the gateway) talks to it.
+// Every method is one request to one actor, bounded by the context's deadline or RequestTimeout.
+type Fleet struct {
+	cfg    Config
+	system *actor.ActorSystem
+
+	mu      sync.Mutex
+	running bool
+	org     *actor.PID
+	view    *actor.PID
+	tracker *actor.PID
+}
+
+// New checks cfg and prepares the fleet on system; Start spawns the actors.
+func New(cfg Config, system *actor.ActorSystem) (*Fleet, error) {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if system == nil {
+		return nil, errors.New("grains: an actor system is required")
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil, cfg.Clock)
+	}
+	return &Fleet{cfg: cfg, system: system}, nil
+}
+
+// System is the actor system the fleet runs on.
+func (f *Fleet) System() *actor.ActorSystem { return f.system }
+
+// Clock is the fleet's business clock.
+func (f *Fleet) Clock() clock.Clock { return f.cfg.Clock }
+
+// Start spawns the FleetView, the CommandTracker and the Org (which loads the store and spawns the node and
+// miner actors), and returns once the Org has loaded.
+func (f *Fleet) Start() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.running {
+		return errors.New("grains: fleet already started")
+	}
+	cfg := &f.cfg
+	root := f.system.Root
+	prefix := "server/" + cfg.OrgID + "/"
+	sup := actor.WithSupervisor(actors.NewSupervisor(cfg.Supervisor, cfg.Clock, cfg.ActorMetrics, "grain"))
+	view, err := root.SpawnNamed(actors.Props("fleet-view", cfg.ActorMetrics, func() actor.Actor {
+		return newFleetView(cfg.Clock, cfg.StaleAfter, cfg.Logger)
+	}), prefix+"view")
+	if err != nil {
+		return fmt.Errorf("grains: spawn fleet view: %w", err)
+	}
+	tracker, err := root.SpawnNamed(actors.Props("command-tracker", cfg.ActorMetrics, func() actor.Actor {
+		return newCommandTracker(cfg)
+	}), prefix+"commands")
+	if err != nil {
+		root.Stop(view)
+		return fmt.Errorf("grains: spawn command tracker: %w", err)
+	}
+	org, err := root.SpawnNamed(actors.Props("org", cfg.ActorMetrics, func() actor.Actor {
+		return newOrg(cfg, view, tracker)
+	}, sup), prefix+"org")
+	if err != nil {
+		root.Stop(tracker)
+		root.Stop(view)
+		return fmt.Errorf("grains: spawn org: %w", err)
+	}
+	if _, err := actors.Request[okReply](root, org, &orgReady{}, cfg.RequestTimeout); err != nil {
+		f.stopAll(context.Background(), org, tracker, view)
+		return fmt.Errorf("grains: org did not load: %w", err)
+	}
+	f.org, f.view, f.tracker, f.running = org, view, tracker, true
+	return nil
+}
+
+// Stop stops the org (and with it every node and miner actor), then the tracker (flushing records), then
+// the view, waiting for each within ctx.
+func (f *Fleet) Stop(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.running {
+		return nil
+	}
+	f.running = false
+	return f.stopAll(ctx, f.org, f.tracker, f.view)
+}
+
+func (f *Fleet) stopAll(ctx context.Context, pids ...*actor.PID) error {
+	var errs []error
+	for _, pid := range pids {
+		fut := f.system.Root.PoisonFuture(pid)
+		done := make(chan error, 1)
+		go func() { done <- fut.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, actor.ErrDeadLetter) {
+				errs = append(errs, fmt.Errorf("stop %s: %w", pid.Id, err))
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("grains: stop %s: %w", pid.Id, ctx.Err())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (f *Fleet) pids() (org, view, tracker *actor.PID, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.running {
+		return nil, nil, nil, ErrNotRunning
+	}
+	return f.org, f.view, f.tracker, nil
+}
+
+func (f *Fleet) timeout(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return max(time.Until(dl), time.Millisecond)
+	}
+	return f.cfg.RequestTimeout
+}
+
+func ask[T any](ctx context.Context, f *Fleet, pick func(org, view, tracker *actor.PID) *actor.PID, msg any) (T, error) {
+	org, view, tracker, err := f.pids()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return actors.Request[T](f.system.Root, pick(org, view, tracker), msg, f.timeout(ctx))
+}
+
+func toOrg(org, _, _ *actor.PID) *actor.PID    { return org }
+func toView(_, view, _ *actor.PID) *actor.PID  { return view }
+func toTracker(_, _, tr *actor.PID) *actor.PID { return tr }
+
+// NodePID returns the Node actor of nodeID, spawning it on first use.
+func (f *Fleet) NodePID(ctx context.Context, nodeID string) (*actor.PID, error) {
+	return ask[*actor.PID](ctx, f, toOrg, &getNode{id: nodeID})
+}
+
+// IngestTelemetry applies a node's telemetry batch; once it returns without error the batch is persisted and
+// visible in the read model, and may be acked.
+func (f *Fleet) IngestTelemetry(ctx context.Context, nodeID string, b *pb.TelemetryBatch) (IngestResult, error) {
+	return ask[IngestResult](ctx, f, toOrg, &ingestTelemetry{node: nodeID, batch: b})
+}
+
+// IngestEvents applies a node's event batch, like IngestTelemetry.
+func (f *Fleet) IngestEvents(ctx context.Context, nodeID string, b *pb.EventBatch) (IngestResult, error) {
+	return ask[IngestResult](ctx, f, toOrg, &ingestEvents{node: nodeID, batch: b})
+}
+
+// RegisterDevices records operator-confirmed devices (each with its owning node).
+func (f *Fleet) RegisterDevices(ctx context.Context, devs []*pb.Device) error {
+	_, err := ask[okReply](ctx, f, toOrg, &registerDevices{devices: devs})
+	return err
+}
+
+// IssueCommand validates, records and routes an operator command. Errors wrap ErrInvalidCommand,
+// ErrUnknownMiner (an *UnknownMinersError), ErrIdempotencyConflict or ErrStore.
+func (f *Fleet) IssueCommand(ctx context.Context, req CommandRequest) (IssuedCommand, error) {
+	return ask[IssuedCommand](ctx, f, toOrg, &issueCommand{req: req})
+}
+
+// Command returns a copy of a command's record; ErrUnknownCommand when there is none.
+func (f *Fleet) Command(ctx context.Context, id string) (*pb.CommandRecord, error) {
+	return ask[*pb.CommandRecord](ctx, f, toTracker, &getCommand{id: id})
+}
+
+// ListMiners answers a page of the read model.
+func (f *Fleet) ListMiners(ctx context.Context, q MinerQuery) (MinerPage, error) {
+	return ask[MinerPage](ctx, f, toView, &listMiners{q: q})
+}
+
+// Miner returns one miner's row; ErrUnknownMiner when there is none.
+func (f *Fleet) Miner(ctx context.Context, id string) (MinerRow, error) {
+	return ask[MinerRow](ctx, f, toView, &getMiner{id: id})
+}
+
+// Nodes returns every node's status.
+func (f *Fleet) Nodes(ctx context.Context) (NodesPage, error) {
+	return ask[NodesPage](ctx, f, toView, &listNodes{})
+}
+
+// Metrics are the fleet's series.
+func (f *Fleet) Metrics() *Metrics { return f.cfg.Metrics }

@@ -1,0 +1,167 @@
+package grains
+
+import (
+	"time"
+
+	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/hashfleet/hashfleet/server/store"
+	"google.golang.org/protobuf/proto"
+)
+
+// Pure ingest decisions: given what the org knows about each miner and a node's batch, what to apply. The Org
+// actor gathers the inputs, calls these, persists the plan and fans it out.
+
+// Ingest results, used as metric labels.
+const (
+	resApplied  = "applied"
+	resStale    = "stale"    // older than the sample already known for the miner
+	resUnowned  = "unowned"  // the miner belongs to another node, or to none and the node is not trusted
+	resUnpaired = "unpaired" // a discovered device no operator has paired yet
+	resInvalid  = "invalid"  // no usable miner id
+	resIgnored  = "ignored"  // an event kind the cloud does not act on yet
+)
+
+// known is what the org knows about one miner.
+type known struct {
+	device     *pb.Device
+	observedMs int64 // observed_at of the latest applied sample
+}
+
+type lookupFunc func(minerID string) (known, bool)
+
+type telemetryPlan struct {
+	apply      []*pb.Telemetry // at most one sample per miner, the newest
+	newDevices []*pb.Device
+	counts     map[string]int
+}
+
+// planTelemetry decides which samples of a batch from node to apply. A sample is applied when its miner is
+// owned by node (or unknown and trust is set, which registers the miner to node) and it is not older than
+// the latest sample known. Samples without an observed time get now. Within a batch only the newest sample
+// per miner is applied.
+func planTelemetry(node string, samples []*pb.Telemetry, lookup lookupFunc, trust bool, now time.Time) telemetryPlan {
+	p := telemetryPlan{counts: map[string]int{}}
+	newest := map[string]int{} // miner → index into p.apply
+	fresh := map[string]bool{}
+	for _, s := range samples {
+		id := s.GetMinerId()
+		if store.ValidID(id) != nil {
+			p.counts[resInvalid]++
+			continue
+		}
+		if s.ObservedAtUnixMs == 0 {
+			s.ObservedAtUnixMs = now.UnixMilli()
+		}
+		k, ok := lookup(id)
+		switch {
+		case ok && k.device.GetNodeId() != node:
+			p.counts[resUnowned]++
+			continue
+		case ok && s.GetObservedAtUnixMs() < k.observedMs:
+			p.counts[resStale]++
+			continue
+		case !ok && !trust:
+			p.counts[resUnowned]++
+			continue
+		case !ok && !fresh[id]:
+			fresh[id] = true
+			p.newDevices = append(p.newDevices, &pb.Device{MinerId: id, NodeId: node, Model: s.GetModel(),
+				Serial: s.GetSerial(), Mac: s.GetMac()})
+		}
+		if i, seen := newest[id]; seen {
+			p.counts[resStale]++
+			if s.GetObservedAtUnixMs() >= p.apply[i].GetObservedAtUnixMs() {
+				p.apply[i] = s
+			}
+			continue
+		}
+		newest[id] = len(p.apply)
+		p.apply = append(p.apply, s)
+	}
+	p.counts[resApplied] = len(p.apply)
+	return p
+}
+
+type eventsPlan struct {
+	devices []*pb.Device // new or changed registrations
+	isNew   map[string]bool
+	states  []stateChange
+	counts  map[string]int
+}
+
+// planEvents decides what a batch of events from node changes. DISCOVERED registers the device to node when
+// trust is set (or refreshes its address and identity when node already owns it); STATE_CHANGE updates an
+// owned miner's state. Other kinds are counted and ignored until audit backfill exists.
+func planEvents(node string, events []*pb.Event, lookup lookupFunc, trust bool, now time.Time) eventsPlan {
+	p := eventsPlan{isNew: map[string]bool{}, counts: map[string]int{}}
+	overlay := map[string]int{} // miner → index into p.devices
+	find := func(id string) (*pb.Device, bool) {
+		if i, ok := overlay[id]; ok {
+			return p.devices[i], true
+		}
+		k, ok := lookup(id)
+		return k.device, ok
+	}
+	for _, ev := range events {
+		switch ev.GetKind() {
+		case pb.EventKind_EVENT_KIND_DISCOVERED:
+			d := proto.Clone(orEmptyDevice(ev.GetDevice())).(*pb.Device)
+			if d.MinerId == "" {
+				d.MinerId = ev.GetMinerId()
+			}
+			if store.ValidID(d.MinerId) != nil {
+				p.counts[resInvalid]++
+				continue
+			}
+			d.NodeId = node
+			cur, ok := find(d.MinerId)
+			switch {
+			case ok && cur.GetNodeId() != node:
+				p.counts[resUnowned]++
+				continue
+			case !ok && !trust:
+				p.counts[resUnpaired]++
+				continue
+			case ok && proto.Equal(cur, d):
+				p.counts[resApplied]++
+				continue
+			}
+			if !ok {
+				p.isNew[d.MinerId] = true
+			}
+			if i, seen := overlay[d.MinerId]; seen {
+				p.devices[i] = d
+			} else {
+				overlay[d.MinerId] = len(p.devices)
+				p.devices = append(p.devices, d)
+			}
+			p.counts[resApplied]++
+		case pb.EventKind_EVENT_KIND_STATE_CHANGE:
+			id := ev.GetMinerId()
+			if store.ValidID(id) != nil {
+				p.counts[resInvalid]++
+				continue
+			}
+			if cur, ok := find(id); !ok || cur.GetNodeId() != node {
+				p.counts[resUnowned]++
+				continue
+			}
+			at := now
+			if ms := ev.GetAtUnixMs(); ms > 0 {
+				at = time.UnixMilli(ms)
+			}
+			p.states = append(p.states, stateChange{miner: id, state: ev.GetToState(), at: at})
+			p.counts[resApplied]++
+		default:
+			p.counts[resIgnored]++
+		}
+	}
+	return p
+}
+
+func orEmptyDevice(d *pb.Device) *pb.Device {
+	if d == nil {
+		return &pb.Device{}
+	}
+	return d
+}

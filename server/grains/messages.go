@@ -1,0 +1,142 @@
+package grains
+
+import (
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/hashfleet/hashfleet/messages/pb"
+)
+
+// The session protocol: what a NodeSession (server/gateway) and a Node actor say to each other. The session
+// owns one ControlStream; the Node actor owns the node's queue and decides what goes on the wire.
+
+// AttachSession is sent by a NodeSession after the node's hello. The Node actor makes it the node's current
+// session (newest stream wins: the previous one gets Goaway), answers with SendFrame{hello_ack} and re-sends
+// every queued command with seq > hello.last_seq.
+type AttachSession struct {
+	Session *actor.PID
+	Hello   *pb.ControlHello
+}
+
+// DetachSession is sent by a NodeSession whose stream ended. Ignored unless Session is the current one.
+type DetachSession struct {
+	Session *actor.PID
+	Reason  string
+}
+
+// SessionFrame carries a node → cloud frame other than hello (ack, result) from a NodeSession.
+type SessionFrame struct {
+	Session *actor.PID
+	Frame   *pb.NodeToCloud
+}
+
+// Heartbeat is a node's ping as the gateway received it at At (server clock).
+type Heartbeat struct {
+	At   time.Time
+	Ping *pb.HeartbeatPing
+}
+
+// SendFrame asks a NodeSession to write a frame to its stream.
+type SendFrame struct{ Frame *pb.CloudToNode }
+
+// Goaway asks a NodeSession to send ControlGoaway and close its stream.
+type Goaway struct {
+	Reason         string
+	ReconnectAfter time.Duration
+}
+
+// --- org ---
+
+type getNode struct{ id string }
+type ingestTelemetry struct {
+	node  string
+	batch *pb.TelemetryBatch
+}
+type ingestEvents struct {
+	node  string
+	batch *pb.EventBatch
+}
+type issueCommand struct{ req CommandRequest }
+type registerDevices struct{ devices []*pb.Device }
+type orgReady struct{}
+type okReply struct{}
+
+// --- node ---
+
+type enqueueCommand struct {
+	commandID string
+	actor     string
+	minerIDs  []string
+	spec      *pb.CommandSpec
+	issuedAt  time.Time
+}
+type addDevices struct{ devices []*pb.Device }
+type dropCommand struct {
+	commandID string
+	seq       uint64
+}
+
+// --- miner ---
+
+type minerTelemetry struct{ sample *pb.Telemetry }
+type minerState struct {
+	state pb.MinerState
+	at    time.Time
+}
+type minerDevice struct{ device *pb.Device }
+type minerCommand struct {
+	spec *pb.CommandSpec
+	at   time.Time
+}
+
+// --- command tracker ---
+
+type trackCommand struct{ rec *pb.CommandRecord }
+type commandIssued struct {
+	commandID string
+	node      string
+	seq       uint64
+}
+type commandAcked struct {
+	commandID string
+	node      string
+	minerIDs  []string
+	code      pb.ResultCode
+	message   string
+}
+type commandReport struct {
+	commandID string
+	node      string
+	minerIDs  []string // the node's part; nil when the node no longer queues the command
+	results   []*pb.MinerResult
+	done      bool
+}
+type commandTimedOut struct{ commandID string }
+type flushTick struct{}
+type getCommand struct{ id string }
+
+// --- fleet view ---
+
+type viewSeed struct {
+	devices   []*pb.Device
+	telemetry []*pb.Telemetry
+}
+type viewTelemetry struct {
+	samples    []*pb.Telemetry
+	receivedAt time.Time
+}
+type stateChange struct {
+	miner string
+	state pb.MinerState
+	at    time.Time
+}
+type viewStates struct{ changes []stateChange }
+type viewDevices struct{ devices []*pb.Device }
+type viewDesired struct {
+	miner   string
+	desired Desired
+}
+type viewNode struct{ status NodeStatus }
+type listMiners struct{ q MinerQuery }
+type getMiner struct{ id string }
+type listNodes struct{}

@@ -1,0 +1,298 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/hashfleet/hashfleet/actors"
+	"github.com/hashfleet/hashfleet/actors/clock"
+	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/hashfleet/hashfleet/server/api"
+	"github.com/hashfleet/hashfleet/server/gateway"
+	"github.com/hashfleet/hashfleet/server/grains"
+	"github.com/hashfleet/hashfleet/server/store"
+	"github.com/hashfleet/hashfleet/server/ui"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+)
+
+// Config configures the cloud server. Zero values of optional fields take the documented defaults.
+type Config struct {
+	// DataDir holds the Badger store; "" keeps everything in memory (tests, demo).
+	DataDir string
+	// AdminToken is the bearer token of the operator API. Required, at least 16 bytes.
+	AdminToken string
+	// Clock is business time (staleness, command timeouts). Default the wall clock.
+	Clock clock.Clock
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the server's hashfleet_server_* series (and hashfleet_actors_* unless ActorMetrics
+	// is given). Nil: not registered.
+	Registerer prometheus.Registerer
+	// StaleAfter: a miner whose latest sample is older than this, or whose node's control stream is down,
+	// is shown stale. Default 30s.
+	StaleAfter time.Duration
+	// CommandTimeout: a miner with no final result this long after its command was issued is marked
+	// timeout. Default 60s.
+	CommandTimeout time.Duration
+	// Combined selects combined mode: the gateway trusts the x-hashfleet-node metadata with no token
+	// (CombinedAuthenticator) and the local node's reported devices are registered to it without pairing.
+	// Only for a gateway listener no other host can reach. Default false.
+	Combined bool
+	// Authenticator overrides the gateway's authenticator. Nil: CombinedAuthenticator() when Combined,
+	// otherwise every node stream is refused until enrollment exists.
+	Authenticator gateway.Authenticator
+	// MaxRecvMsgSize bounds one gateway frame in bytes (apply with GRPCServerOptions). Default 4 MiB.
+	MaxRecvMsgSize int
+	// MaxBodyBytes bounds an API request body. Default 1 MiB.
+	MaxBodyBytes int64
+	// DrainReconnectAfter is what the shutdown goaway tells nodes to wait before reconnecting. Default 2s.
+	DrainReconnectAfter time.Duration
+	// OrgID names the single org this server runs. Default "default".
+	OrgID string
+	// Supervisor bounds restarts of node and miner actors. Default actors.DefaultSupervisorConfig().
+	Supervisor actors.SupervisorConfig
+	// System runs the actors. Nil: the server makes its own and shuts it down in Stop.
+	System *actor.ActorSystem
+	// ActorMetrics counts actors by kind; pass the process's one when node and server share a registry
+	// (combined mode). Nil: made on Registerer.
+	ActorMetrics *actors.Metrics
+	// Signer signs commands. Nil: unsigned until per-org issuance keys exist.
+	Signer grains.Signer
+}
+
+// DefaultConfig returns the documented defaults; AdminToken must still be set.
+func DefaultConfig() Config {
+	return Config{
+		Clock:               clock.Real(),
+		StaleAfter:          30 * time.Second,
+		CommandTimeout:      60 * time.Second,
+		MaxRecvMsgSize:      gateway.DefaultMaxRecvMsgSize,
+		MaxBodyBytes:        api.DefaultMaxBodyBytes,
+		DrainReconnectAfter: 2 * time.Second,
+		OrgID:               "default",
+		Supervisor:          actors.DefaultSupervisorConfig(),
+	}
+}
+
+// withDefaults fills zero optional fields.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Clock == nil {
+		c.Clock = d.Clock
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.StaleAfter == 0 {
+		c.StaleAfter = d.StaleAfter
+	}
+	if c.CommandTimeout == 0 {
+		c.CommandTimeout = d.CommandTimeout
+	}
+	if c.MaxRecvMsgSize == 0 {
+		c.MaxRecvMsgSize = d.MaxRecvMsgSize
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if c.DrainReconnectAfter == 0 {
+		c.DrainReconnectAfter = d.DrainReconnectAfter
+	}
+	if c.OrgID == "" {
+		c.OrgID = d.OrgID
+	}
+	if c.Supervisor == (actors.SupervisorConfig{}) {
+		c.Supervisor = d.Supervisor
+	}
+	return c
+}
+
+// Validate reports a configuration an operator must fix (after defaults are applied).
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if len(c.AdminToken) < api.MinTokenLen {
+		errs = append(errs, fmt.Errorf("server: AdminToken must be at least %d bytes (got %d)", api.MinTokenLen, len(c.AdminToken)))
+	}
+	if c.StaleAfter < 0 {
+		errs = append(errs, fmt.Errorf("server: StaleAfter %s is negative", c.StaleAfter))
+	}
+	if c.CommandTimeout < 0 {
+		errs = append(errs, fmt.Errorf("server: CommandTimeout %s is negative", c.CommandTimeout))
+	}
+	if c.MaxRecvMsgSize < 64<<10 {
+		errs = append(errs, fmt.Errorf("server: MaxRecvMsgSize %d is below 64 KiB", c.MaxRecvMsgSize))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("server: MaxBodyBytes %d is below 1 KiB", c.MaxBodyBytes))
+	}
+	if err := c.Supervisor.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("server: %w", err))
+	}
+	if err := store.ValidNodeID(c.OrgID); err != nil {
+		errs = append(errs, fmt.Errorf("server: OrgID: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// CombinedAuthenticator trusts the x-hashfleet-node metadata as is: combined mode, where the node is this
+// process or on loopback. Choose it explicitly (Config.Combined or Config.Authenticator).
+func CombinedAuthenticator() gateway.Authenticator { return gateway.TrustNodeMetadata() }
+
+// Server is the cloud control plane of one org: gateway, actors, store, API and UI. The bootstrap owns the
+// listeners: it registers Gateway() on its grpc.Server (made with GRPCServerOptions()) and serves Handler().
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	store     *store.Badger
+	system    *actor.ActorSystem
+	ownSystem bool
+	fleet     *grains.Fleet
+	gw        *gateway.Gateway
+	api       *api.API
+	handler   http.Handler
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+}
+
+// New opens the store and builds the server; Start starts the actors.
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With(slog.String("component", "server"))
+	st, err := store.Open(store.Options{Dir: cfg.DataDir, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, store: st, system: cfg.System}
+	if s.system == nil {
+		s.system, s.ownSystem = actors.NewSystem(cfg.Logger), true
+	}
+	am := cfg.ActorMetrics
+	if am == nil {
+		am = actors.NewMetrics(cfg.Registerer)
+	}
+	gcfg := grains.DefaultConfig()
+	gcfg.OrgID, gcfg.Store, gcfg.Clock, gcfg.Logger = cfg.OrgID, st, cfg.Clock, log
+	gcfg.Metrics, gcfg.ActorMetrics, gcfg.Supervisor = grains.NewMetrics(cfg.Registerer, cfg.Clock), am, cfg.Supervisor
+	gcfg.StaleAfter, gcfg.CommandTimeout, gcfg.TrustNodeDevices, gcfg.Signer = cfg.StaleAfter, cfg.CommandTimeout, cfg.Combined, cfg.Signer
+	if s.fleet, err = grains.New(gcfg, s.system); err != nil {
+		s.closeEarly()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	auth := cfg.Authenticator
+	switch {
+	case auth != nil:
+	case cfg.Combined:
+		auth = CombinedAuthenticator()
+	default:
+		auth = gateway.RejectAll()
+		log.Warn("gateway refuses every node stream: enrollment is not implemented yet, run combined mode or set an Authenticator")
+	}
+	wcfg := gateway.DefaultConfig()
+	wcfg.Authenticator, wcfg.MaxRecvMsgSize, wcfg.DrainReconnectAfter = auth, cfg.MaxRecvMsgSize, cfg.DrainReconnectAfter
+	wcfg.Clock, wcfg.Logger, wcfg.Metrics, wcfg.ActorMetrics = cfg.Clock, log, gateway.NewMetrics(cfg.Registerer), am
+	if s.gw, err = gateway.New(wcfg, s.fleet); err != nil {
+		s.closeEarly()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	acfg := api.DefaultConfig()
+	acfg.AdminToken, acfg.MaxBodyBytes, acfg.Clock, acfg.Logger, acfg.Metrics = cfg.AdminToken, cfg.MaxBodyBytes, cfg.Clock, log, api.NewMetrics(cfg.Registerer)
+	if s.api, err = api.New(acfg, s.fleet); err != nil {
+		s.closeEarly()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/", s.api.Handler())
+	mux.Handle("/", ui.Handler())
+	s.handler = mux
+	return s, nil
+}
+
+func (s *Server) closeEarly() {
+	if s.ownSystem {
+		s.system.Shutdown()
+	}
+	_ = s.store.Close()
+}
+
+// Start starts the actors: the org loads devices, telemetry, commands and node queues from the store.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return errors.New("server: stopped")
+	}
+	if s.started {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.fleet.Start(); err != nil {
+		return fmt.Errorf("server: start: %w", err)
+	}
+	s.started = true
+	s.log.Info("server started", slog.String("data_dir", s.cfg.DataDir), slog.Bool("combined", s.cfg.Combined))
+	return nil
+}
+
+// Stop drains the gateway (ControlGoaway to every control stream), stops the actors, shuts down the actor
+// system if the server made it, and closes the store. Safe to call more than once, and without Start.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil
+	}
+	s.stopped = true
+	var errs []error
+	if err := s.gw.Drain(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.fleet.Stop(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if s.ownSystem {
+		s.system.Shutdown()
+	}
+	if err := s.store.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	s.log.Info("server stopped")
+	return errors.Join(errs...)
+}
+
+// Gateway is the gRPC service nodes connect to; register it with pb.RegisterGatewayServer.
+func (s *Server) Gateway() pb.GatewayServer { return s.gw }
+
+// Drain sends ControlGoaway to every node stream and waits for the streams to end (Stop does it too).
+func (s *Server) Drain(ctx context.Context) error { return s.gw.Drain(ctx) }
+
+// GRPCServerOptions are the options the bootstrap's grpc.Server needs for the gateway's contract
+// (MaxRecvMsgSize, keepalive policy).
+func (s *Server) GRPCServerOptions() []grpc.ServerOption {
+	c := gateway.DefaultConfig()
+	c.MaxRecvMsgSize = s.cfg.MaxRecvMsgSize
+	return gateway.ServerOptions(c)
+}
+
+// Handler serves the operator API under /api/v1 and the UI at /.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Fleet is the actors' client (the bootstrap's pairing flow and tests register devices through it).
+func (s *Server) Fleet() *grains.Fleet { return s.fleet }
+
+// Store is the server's store (read-only inspection).
+func (s *Server) Store() store.Store { return s.store }
