@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"os"
 	"testing"
+
+	"github.com/hashfleet/hashfleet/actors/actortest"
 )
 
 func quietLogger() *slog.Logger {
@@ -14,4 +16,5 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func TestMain(m *testing.M) { os.Exit(m.Run()) }
+// TestMain fails the package when combined mode leaves goroutines behind after Stop.
+func TestMain(m *testing.M) { actortest.VerifyTestMain(m) }
