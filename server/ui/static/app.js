@@ -133,6 +133,7 @@ function renderRows(m) {
 
 function row(r) {
   const tr = el("tr");
+  tr.dataset.miner = r.id;
   if (r.stale) tr.className = "stale";
   tr.append(el("td", r.id));
   const st = el("td");
@@ -155,6 +156,7 @@ function row(r) {
   for (const [label, action] of [["Reboot", "reboot"], ["Stop", "stop"], ["Start", "start"]]) {
     const b = el("button", label);
     b.type = "button";
+    b.dataset.action = action;
     b.addEventListener("click", () => issue(r.id, action, b));
     actions.append(b);
   }
