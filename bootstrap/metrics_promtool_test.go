@@ -76,11 +76,6 @@ func (f families) hasSeries(spec string) bool {
 	return false
 }
 
-// valueFold is value with label values compared case-insensitively.
-func (f families) valueFold(name string, want map[string]string) (float64, bool) {
-	return f.sum(name, want, strings.EqualFold)
-}
-
 // value is the sum over the series of name whose labels include want (counter, gauge, untyped; a histogram's
 // sample count). ok is false when no series matches.
 func (f families) value(name string, want map[string]string) (v float64, ok bool) {
@@ -191,11 +186,7 @@ func promtoolCheck(t *testing.T, promtool string, exposition []byte) []string {
 var enumLabels = []string{"action", "result", "to", "state", "code", "reason", "kind", "outcome", "stream", "driver", "probe", "protocol"}
 
 // knownLabelCase are series whose enum label values are not lower case yet, with the file that sets them.
-var knownLabelCase = map[string]string{
-	"hashfleet_node_miner_commands_total{action}":  "node/miner/miner_actor.go (Actor.finishCommand: metrics.command(...Action.String()...))",
-	"hashfleet_node_miner_commands_total{result}":  "node/miner/miner_actor.go (metrics.command(..., ResultCode.String()))",
-	"hashfleet_node_miner_state_changes_total{to}": "node/miner/miner_actor.go (Actor.apply: metrics.transition(MinerState.String()))",
-}
+var knownLabelCase = map[string]string{}
 
 // checkLabelCase fails on enum label values that are not lower case, except the known ones (logged).
 func checkLabelCase(t *testing.T, f families) {
@@ -417,13 +408,6 @@ func assertSeries(t *testing.T, f families, n int) {
 			t.Errorf("%s%v = %v (present %v), want %v", name, labels, v, ok, want)
 		}
 	}
-	eqFold := func(name string, labels map[string]string, want float64) {
-		t.Helper()
-		v, ok := f.valueFold(name, labels)
-		if !ok || v != want {
-			t.Errorf("%s%v (any case) = %v (present %v), want %v", name, labels, v, ok, want)
-		}
-	}
 	atLeast := func(name string, labels map[string]string, want float64) {
 		t.Helper()
 		v, ok := f.value(name, labels)
@@ -438,16 +422,10 @@ func assertSeries(t *testing.T, f families, n int) {
 			t.Errorf("golden signal %s missing", name)
 		}
 	}
-	// Actors: one miner actor per miner. In combined mode the cloud's miner actors (server/grains/org.go,
-	// one per registered device: n + ghost-1) are counted under the same kind "miner" as the node's
-	// MinerActors (node/site/site_supervisor.go), so the series reads 2n+1 until one of them is renamed.
-	switch v, _ := f.value("hashfleet_actors_alive", map[string]string{"kind": "miner"}); v {
-	case float64(n):
-	case float64(2*n + 1):
-		t.Logf("known: hashfleet_actors_alive{kind=\"miner\"} = %v counts node MinerActors and cloud miner actors together", v)
-	default:
-		t.Errorf("hashfleet_actors_alive{kind=\"miner\"} = %v, want %d node miner actors", v, n)
-	}
+	// Actors: one node MinerActor per miner; the cloud keeps its own per-device actors under "cloud-miner"
+	// (n + ghost-1).
+	eq("hashfleet_actors_alive", map[string]string{"kind": "miner"}, float64(n))
+	eq("hashfleet_actors_alive", map[string]string{"kind": "cloud-miner"}, float64(n+1))
 	for _, kind := range []string{"site", "uplink", "command-gate", "telemetry-batcher", "org", "node", "node-session"} {
 		eq("hashfleet_actors_alive", map[string]string{"kind": kind}, 1)
 	}
@@ -464,10 +442,8 @@ func assertSeries(t *testing.T, f families, n int) {
 		t.Errorf("poll latency p99 = %v s, want within (0, 5)", p99)
 	}
 	// Commands: stop and start ran on sim-3; the ghost command was refused by the gate.
-	// (Label values are the proto enum names here, STOP_MINING/SUCCEEDED, unlike every other series: see
-	// checkLabelCase.)
-	eqFold("hashfleet_node_miner_commands_total", map[string]string{"action": "stop_mining", "result": "succeeded"}, 1)
-	eqFold("hashfleet_node_miner_commands_total", map[string]string{"action": "start_mining", "result": "succeeded"}, 1)
+	eq("hashfleet_node_miner_commands_total", map[string]string{"action": "stop_mining", "result": "succeeded"}, 1)
+	eq("hashfleet_node_miner_commands_total", map[string]string{"action": "start_mining", "result": "succeeded"}, 1)
 	eq("hashfleet_node_commands_total", map[string]string{"result": "succeeded"}, 2)
 	eq("hashfleet_node_gate_decisions_total", map[string]string{"code": "running"}, 2)
 	eq("hashfleet_node_gate_decisions_total", map[string]string{"code": "refused_ownership"}, 1)

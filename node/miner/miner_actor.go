@@ -377,7 +377,7 @@ func (a *Actor) apply(ctx actor.Context, o Observation, now time.Time) {
 	if !tr.Changed() {
 		return
 	}
-	a.env.Metrics.transition(strings.TrimPrefix(tr.To.String(), "MINER_STATE_"))
+	a.env.Metrics.transition(strings.ToLower(strings.TrimPrefix(tr.To.String(), "MINER_STATE_")))
 	a.log.Info("miner state changed", slog.String("from", tr.From.String()), slog.String("to", tr.To.String()), slog.String("reason", tr.Reason))
 	a.emit(ctx, &pb.Event{Kind: pb.EventKind_EVENT_KIND_STATE_CHANGE, MinerId: a.id, FromState: tr.From, ToState: tr.To,
 		Message: tr.Reason, AtUnixMs: now.UnixMilli()})
@@ -490,7 +490,7 @@ func (a *Actor) finishCommand(ctx actor.Context, p *pending, d *cmdDone) {
 	} else {
 		a.apply(ctx, Observation{Kind: CommandSucceeded, Action: p.spec.GetAction()}, d.finished)
 	}
-	a.env.Metrics.command(strings.TrimPrefix(p.spec.GetAction().String(), "ACTION_"), strings.TrimPrefix(code.String(), "RESULT_CODE_"))
+	a.env.Metrics.command(strings.ToLower(strings.TrimPrefix(p.spec.GetAction().String(), "ACTION_")), strings.ToLower(strings.TrimPrefix(code.String(), "RESULT_CODE_")))
 	a.mem.put(p.key, r)
 	for _, w := range p.waiters {
 		a.reply(ctx, w, r)

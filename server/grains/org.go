@@ -137,7 +137,7 @@ func (o *Org) node(ctx actor.Context, id string) *actor.PID {
 }
 
 func (o *Org) spawnMiner(ctx actor.Context, d *pb.Device) *actor.PID {
-	pid := ctx.Spawn(actors.Props("miner", o.cfg.ActorMetrics, func() actor.Actor {
+	pid := ctx.Spawn(actors.Props("cloud-miner", o.cfg.ActorMetrics, func() actor.Actor {
 		return newMiner(d.GetMinerId(), o.view, o.log)
 	}))
 	ctx.Send(pid, &minerDevice{device: d})
