@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,60 +14,14 @@ import (
 	"github.com/hashfleet/hashfleet/messages/pb"
 	"github.com/hashfleet/hashfleet/miners"
 	"github.com/hashfleet/hashfleet/miners/antminer"
+	"github.com/hashfleet/hashfleet/miners/internal/httpxtest"
 	"github.com/hashfleet/hashfleet/miners/sim"
 	"github.com/hashfleet/hashfleet/miners/sim/antweb"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-type harness struct {
-	t     *testing.T
-	clk   *clock.Fake
-	fleet *antweb.Fleet
-}
-
-func newHarness(t *testing.T, mod func(*antweb.Config)) *harness {
-	t.Helper()
-	clk := clock.NewFake(time.Now())
-	cfg := antweb.DefaultConfig()
-	cfg.Count, cfg.Clock, cfg.Seed, cfg.RebootDuration = 2, clk, 11, time.Minute
-	if mod != nil {
-		mod(&cfg)
-	}
-	f, err := antweb.Start(cfg)
-	if err != nil {
-		t.Fatalf("start fleet: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := f.Close(); err != nil {
-			t.Errorf("close fleet: %v", err)
-		}
-	})
-	return &harness{t: t, clk: clk, fleet: f}
-}
-
-func (h *harness) driver(i int, mod func(*antminer.Config)) (*antminer.Driver, *antweb.Miner) {
-	h.t.Helper()
-	dev := h.fleet.Devices()[i]
-	cfg := antminer.DefaultConfig()
-	cfg.Clock, cfg.RequestTimeout = h.clk, 2*time.Second
-	cfg.CGMiner.Clock = h.clk
-	if mod != nil {
-		mod(&cfg)
-	}
-	d, err := antminer.New(dev, cfg)
-	if err != nil {
-		h.t.Fatalf("new driver: %v", err)
-	}
-	h.t.Cleanup(func() { _ = d.Close() })
-	return d, h.fleet.Miner(dev.MinerId)
-}
-
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return c
-}
+var ctx, exec = httpxtest.Ctx, httpxtest.Exec
 
 func poll(t *testing.T, d *antminer.Driver) *pb.Telemetry {
 	t.Helper()
@@ -84,19 +35,20 @@ func poll(t *testing.T, d *antminer.Driver) *pb.Telemetry {
 	return tel
 }
 
-func exec(t *testing.T, d *antminer.Driver, spec *pb.CommandSpec) string {
-	t.Helper()
-	msg, err := d.Execute(ctx(t), spec)
-	if err != nil {
-		t.Fatalf("%v: %v", spec.GetAction(), err)
-	}
-	return msg
+type harness = httpxtest.Harness[*antweb.Fleet, *antweb.Miner, antminer.Config, *antminer.Driver]
+
+func newHarness(t *testing.T, mod func(*antweb.Config)) *harness {
+	return httpxtest.Start(t, antweb.Start, antweb.DefaultConfig(), func(c *antweb.Config, clk *clock.Fake) {
+		c.Count, c.Clock, c.Seed, c.RebootDuration = 2, clk, 11, time.Minute
+	}, mod, antminer.New, antminer.DefaultConfig(), func(c *antminer.Config, clk *clock.Fake) {
+		c.Clock, c.RequestTimeout, c.CGMiner.Clock = clk, 2*time.Second, clk
+	})
 }
 
 func TestPollMatchesSimulator(t *testing.T) {
 	h := newHarness(t, nil)
-	d, m := h.driver(1, nil)
-	h.clk.Advance(42 * time.Second)
+	d, m := h.Driver(1, nil)
+	h.Clock.Advance(42 * time.Second)
 	tel := poll(t, d)
 	s := m.Snapshot().API
 	if tel.MinerId != m.ID() || tel.State != pb.MinerState_MINER_STATE_MINING || tel.WorkMode != "normal" {
@@ -121,7 +73,7 @@ func TestPollMatchesSimulator(t *testing.T) {
 
 func TestCommandsChangeSimulatorState(t *testing.T) {
 	h := newHarness(t, nil)
-	d, m := h.driver(0, nil)
+	d, m := h.Driver(0, nil)
 
 	exec(t, d, &pb.CommandSpec{Action: pb.Action_ACTION_STOP_MINING})
 	if s := m.Snapshot(); !s.API.Sleeping || s.WorkMode != "1" {
@@ -183,7 +135,7 @@ func TestCommandsChangeSimulatorState(t *testing.T) {
 	if _, err := d.Execute(ctx(t), &pb.CommandSpec{Action: pb.Action_ACTION_BLINK}); !errors.Is(err, miners.ErrUnreachable) {
 		t.Fatalf("blink while rebooting: %v", err)
 	}
-	h.clk.Advance(time.Minute)
+	h.Clock.Advance(time.Minute)
 	if tel := poll(t, d); tel.UptimeS != 0 || tel.State != pb.MinerState_MINER_STATE_MINING {
 		t.Fatalf("after reboot: %d %v", tel.UptimeS, tel.State)
 	}
@@ -210,7 +162,7 @@ func TestCommandsChangeSimulatorState(t *testing.T) {
 
 func TestPowerModes(t *testing.T) {
 	h := newHarness(t, nil)
-	d, m := h.driver(0, func(c *antminer.Config) {
+	d, m := h.Driver(0, func(c *antminer.Config) {
 		c.PowerModes = []antminer.PowerMode{{WorkMode: "3", PowerW: 2200}, {WorkMode: "0", PowerW: 3100}}
 	})
 	exec(t, d, &pb.CommandSpec{Action: pb.Action_ACTION_SET_POWER_TARGET, PowerTargetW: 2500})
@@ -240,7 +192,7 @@ func TestPowerModes(t *testing.T) {
 func TestDigestAuth(t *testing.T) {
 	t.Run("wrong password", func(t *testing.T) {
 		h := newHarness(t, nil)
-		d, m := h.driver(0, func(c *antminer.Config) { c.Password = "not-root" })
+		d, m := h.Driver(0, func(c *antminer.Config) { c.Password = "not-root" })
 		_, err := d.Execute(ctx(t), &pb.CommandSpec{Action: pb.Action_ACTION_STOP_MINING})
 		if !errors.Is(err, antminer.ErrBadCredentials) || !errors.Is(err, miners.ErrRefused) {
 			t.Fatalf("stop with a wrong password: %v", err)
@@ -256,21 +208,21 @@ func TestDigestAuth(t *testing.T) {
 	})
 	t.Run("nonce reuse and stale", func(t *testing.T) {
 		h := newHarness(t, func(c *antweb.Config) { c.NonceTTL = time.Minute })
-		d, m := h.driver(0, nil)
+		d, m := h.Driver(0, nil)
 		for range 3 {
 			poll(t, d)
 		}
 		if st := m.AuthStats(); st.Challenges != 1 || st.Accepted != 4 || st.Stale != 0 {
 			t.Fatalf("steady state: %+v, want one challenge for four requests (info once, conf thrice)", st)
 		}
-		h.clk.Advance(2 * time.Minute)
+		h.Clock.Advance(2 * time.Minute)
 		exec(t, d, &pb.CommandSpec{Action: pb.Action_ACTION_BLINK})
 		if st := m.AuthStats(); st.Stale != 1 || st.Failed != 0 || st.Challenges != 2 {
 			t.Fatalf("after expiry: %+v, want one stale re-challenge", st)
 		}
 		// The miner forgets its nonces on reboot; the driver signs afresh.
 		exec(t, d, &pb.CommandSpec{Action: pb.Action_ACTION_REBOOT})
-		h.clk.Advance(time.Minute)
+		h.Clock.Advance(time.Minute)
 		exec(t, d, &pb.CommandSpec{Action: pb.Action_ACTION_BLINK})
 		if !m.Snapshot().Blinking {
 			t.Fatal("blink after reboot did not land")
@@ -278,7 +230,7 @@ func TestDigestAuth(t *testing.T) {
 	})
 	t.Run("sha-256 preferred", func(t *testing.T) {
 		h := newHarness(t, func(c *antweb.Config) { c.DigestAlgorithms = []string{"MD5", "SHA-256-sess"} })
-		d, m := h.driver(0, nil)
+		d, m := h.Driver(0, nil)
 		poll(t, d)
 		if st := m.AuthStats(); st.LastAlgorithm != "SHA-256-sess" {
 			t.Fatalf("algorithm %q", st.LastAlgorithm)
@@ -287,60 +239,29 @@ func TestDigestAuth(t *testing.T) {
 }
 
 func TestHostileWeb(t *testing.T) {
-	var redirected atomic.Int32
-	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { redirected.Add(1) }))
-	defer elsewhere.Close()
+	elsewhere, redirected := httpxtest.Elsewhere(t)
 	h := newHarness(t, func(c *antweb.Config) {
-		c.SlowByteDelay, c.HugeBodyBytes, c.RedirectURL = 50*time.Millisecond, 8<<20, elsewhere.URL
+		c.SlowByteDelay, c.HugeBodyBytes, c.RedirectURL = 50*time.Millisecond, 8<<20, elsewhere
 	})
-	d, m := h.driver(0, func(c *antminer.Config) { c.RequestTimeout, c.MaxBodyBytes = 500*time.Millisecond, 64<<10 })
+	d, m := h.Driver(0, func(c *antminer.Config) { c.RequestTimeout, c.MaxBodyBytes = 500*time.Millisecond, 64<<10 })
 	poll(t, d) // authenticate first, so faults hit the CGI replies
-	for _, tc := range []struct {
-		fault antweb.Fault
-		want  error
-		text  string
-	}{
-		{antweb.FaultMalformedJSON, miners.ErrMalformed, "invalid JSON"},
-		{antweb.FaultHugeBody, miners.ErrMalformed, "exceeds"},
-		{antweb.FaultSlow, miners.ErrUnreachable, "timed out"},
-		{antweb.FaultHang, miners.ErrUnreachable, "timed out"},
-		{antweb.FaultRedirect, miners.ErrMalformed, "redirect to"},
-		{antweb.FaultDown, miners.ErrUnreachable, ""},
-		{antweb.FaultWrongContentType, nil, ""},
-	} {
-		t.Run(tc.fault.String(), func(t *testing.T) {
-			if err := m.SetFault(tc.fault); err != nil {
-				t.Fatal(err)
-			}
-			defer m.SetFault(antweb.FaultNone)
-			start := time.Now()
-			_, err := d.SystemInfo(ctx(t))
-			if tc.want == nil {
-				if err != nil {
-					t.Fatalf("system info: %v", err)
-				}
-				return
-			}
-			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) {
-				t.Fatalf("system info: %v, want %v containing %q", err, tc.want, tc.text)
-			}
-			if el := time.Since(start); el > 3*time.Second {
-				t.Fatalf("took %v", el)
-			}
-			// A poll survives a broken web side: the API sample comes back with the web error noted.
-			tel, err := d.Poll(ctx(t))
-			if err != nil || tel.PollError == "" || tel.Hashrate_5SThs == 0 {
-				t.Fatalf("poll with web fault: %v %+v", err, tel)
-			}
-		})
-	}
-	if n := redirected.Load(); n != 0 {
+	httpxtest.RunHostile(t, m.SetFault, "system info", func(ctx context.Context) error {
+		_, err := d.SystemInfo(ctx)
+		return err
+	}, func(t *testing.T) {
+		// A poll survives a broken web side: the API sample comes back with the web error noted.
+		tel, err := d.Poll(ctx(t))
+		if err != nil || tel.PollError == "" || tel.Hashrate_5SThs == 0 {
+			t.Fatalf("poll with web fault: %v %+v", err, tel)
+		}
+	})
+	if n := redirected(); n != 0 {
 		t.Fatalf("followed a redirect to another host %d times", n)
 	}
 	// An API-side fault fails the poll.
 	m.API().SetFault(sim.FaultSlow) // past the cgminer deadline below
 	defer m.API().SetFault(sim.FaultNone)
-	short, _ := h.driver(0, func(c *antminer.Config) { c.CGMiner.ReadTimeout = 200 * time.Millisecond })
+	short, _ := h.Driver(0, func(c *antminer.Config) { c.CGMiner.ReadTimeout = 200 * time.Millisecond })
 	if _, err := short.Poll(ctx(t)); !errors.Is(err, miners.ErrUnreachable) {
 		t.Fatalf("poll with a slow API: %v", err)
 	}
@@ -348,16 +269,16 @@ func TestHostileWeb(t *testing.T) {
 
 func TestSchemeMismatch(t *testing.T) {
 	h := newHarness(t, func(c *antweb.Config) { c.TLS = true })
-	d, _ := h.driver(0, nil)
+	d, _ := h.Driver(0, nil)
 	if _, err := d.SystemInfo(ctx(t)); !errors.Is(err, antminer.ErrSchemeMismatch) || !errors.Is(err, miners.ErrUnreachable) {
 		t.Fatalf("http to https: %v", err)
 	}
-	good, _ := h.driver(0, func(c *antminer.Config) { c.Scheme, c.TLS = "https", h.fleet.ClientTLS() })
+	good, _ := h.Driver(0, func(c *antminer.Config) { c.Scheme, c.TLS = "https", h.Fleet.ClientTLS() })
 	if _, err := good.SystemInfo(ctx(t)); err != nil {
 		t.Fatalf("https: %v", err)
 	}
 	plain := newHarness(t, nil)
-	bad, _ := plain.driver(0, func(c *antminer.Config) { c.Scheme = "https" })
+	bad, _ := plain.Driver(0, func(c *antminer.Config) { c.Scheme = "https" })
 	if _, err := bad.SystemInfo(ctx(t)); !errors.Is(err, antminer.ErrSchemeMismatch) {
 		t.Fatalf("https to http: %v", err)
 	}

@@ -1,6 +1,7 @@
 package antminer
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/hashfleet/hashfleet/actors/clock"
 	"github.com/hashfleet/hashfleet/miners/cgminer"
+	"github.com/hashfleet/hashfleet/miners/internal/httpx"
 )
 
 // Config tunes one driver. Zero fields take the defaults below.
@@ -52,45 +54,24 @@ type PowerMode struct {
 const (
 	DefaultUsername       = "root"
 	DefaultPassword       = "root"
-	DefaultScheme         = "http"
-	DefaultRequestTimeout = 5 * time.Second
-	DefaultDialTimeout    = 2 * time.Second
+	DefaultScheme         = httpx.DefaultScheme
+	DefaultRequestTimeout = httpx.DefaultRequestTimeout
+	DefaultDialTimeout    = httpx.DefaultDialTimeout
 	DefaultMaxBodyBytes   = 256 << 10
-	DefaultInfoTTL        = 10 * time.Minute
+	DefaultInfoTTL        = httpx.DefaultInfoTTL
 
-	minMaxBodyBytes = 4 << 10
-	maxMaxBodyBytes = 64 << 20
-	maxRedirects    = 3
-	maxPools        = 3
+	maxPools = 3
 )
 
 // DefaultConfig returns the defaults with every field set.
 func DefaultConfig() Config {
-	return Config{
-		CGMiner:        cgminer.DefaultConfig(),
-		Username:       DefaultUsername,
-		Password:       DefaultPassword,
-		Scheme:         DefaultScheme,
-		RequestTimeout: DefaultRequestTimeout,
-		DialTimeout:    DefaultDialTimeout,
-		MaxBodyBytes:   DefaultMaxBodyBytes,
-		InfoTTL:        DefaultInfoTTL,
-		Clock:          clock.Real(),
-	}
+	return Config{CGMiner: cgminer.DefaultConfig()}.withDefaults()
 }
 
 // Validate reports settings the driver cannot work with.
 func (c Config) Validate() error {
 	errs := []error{c.CGMiner.Validate()}
-	if c.Scheme != "" && c.Scheme != "http" && c.Scheme != "https" {
-		errs = append(errs, fmt.Errorf("antminer: Scheme must be http or https, got %q", c.Scheme))
-	}
-	if c.RequestTimeout < 0 || c.DialTimeout < 0 || c.InfoTTL < 0 {
-		errs = append(errs, errors.New("antminer: RequestTimeout, DialTimeout and InfoTTL must not be negative"))
-	}
-	if c.MaxBodyBytes != 0 && (c.MaxBodyBytes < minMaxBodyBytes || c.MaxBodyBytes > maxMaxBodyBytes) {
-		errs = append(errs, fmt.Errorf("antminer: MaxBodyBytes must be between %d and %d, got %d", minMaxBodyBytes, maxMaxBodyBytes, c.MaxBodyBytes))
-	}
+	errs = append(errs, c.web().Validate("antminer")...)
 	for _, p := range c.PowerModes {
 		if (p.WorkMode != "0" && p.WorkMode != "1" && p.WorkMode != "3") || p.PowerW <= 0 {
 			errs = append(errs, fmt.Errorf("antminer: PowerModes entry %+v: WorkMode must be 0, 1 or 3 and PowerW positive", p))
@@ -100,33 +81,16 @@ func (c Config) Validate() error {
 }
 
 func (c Config) withDefaults() Config {
-	d := DefaultConfig()
-	if c.Username == "" {
-		c.Username = d.Username
-	}
-	if c.Password == "" {
-		c.Password = d.Password
-	}
-	if c.Scheme == "" {
-		c.Scheme = d.Scheme
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = d.RequestTimeout
-	}
-	if c.DialTimeout == 0 {
-		c.DialTimeout = d.DialTimeout
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = d.MaxBodyBytes
-	}
-	if c.InfoTTL == 0 {
-		c.InfoTTL = d.InfoTTL
-	}
-	if c.Clock == nil {
-		c.Clock = d.Clock
-	}
-	if c.CGMiner.Clock == nil {
-		c.CGMiner.Clock = c.Clock
-	}
+	w := c.web().WithDefaults(DefaultMaxBodyBytes)
+	c.Scheme, c.RequestTimeout, c.DialTimeout, c.MaxBodyBytes, c.InfoTTL = w.Scheme, w.RequestTimeout, w.DialTimeout, w.MaxBodyBytes, w.InfoTTL
+	c.Username, c.Password = cmp.Or(c.Username, DefaultUsername), cmp.Or(c.Password, DefaultPassword)
+	c.Clock = cmp.Or(c.Clock, clock.Real())
+	c.CGMiner.Clock = cmp.Or(c.CGMiner.Clock, c.Clock)
 	return c
+}
+
+// web is the part of the configuration the HTTP client works from.
+func (c Config) web() httpx.Config {
+	return httpx.Config{Scheme: c.Scheme, TLS: c.TLS, RequestTimeout: c.RequestTimeout, DialTimeout: c.DialTimeout,
+		MaxBodyBytes: c.MaxBodyBytes, InfoTTL: c.InfoTTL, Transport: c.Transport}
 }

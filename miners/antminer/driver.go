@@ -12,17 +12,17 @@ import (
 	"github.com/hashfleet/hashfleet/messages/pb"
 	"github.com/hashfleet/hashfleet/miners"
 	"github.com/hashfleet/hashfleet/miners/cgminer"
+	"github.com/hashfleet/hashfleet/miners/internal/httpx"
 )
 
 // Driver speaks to one Antminer: the CGMiner API for reads, the web CGI for the rest. Like every
 // miners.Driver it is used from one goroutine at a time.
 type Driver struct {
-	id        string
-	api       *cgminer.Driver
-	base      url.URL
-	cfg       Config
-	client    *http.Client
-	transport *http.Transport // owned; nil when Config.Transport was given
+	id   string
+	api  *cgminer.Driver
+	base url.URL
+	cfg  Config
+	web  *httpx.Client
 
 	auth   digest
 	info   SystemInfo
@@ -67,25 +67,15 @@ func New(dev *pb.Device, cfg Config) (*Driver, error) {
 		api:  cgminer.New(dev, cfg.CGMiner),
 		base: url.URL{Scheme: cfg.Scheme, Host: web},
 		cfg:  cfg,
+		web:  httpx.New(cfg.web(), accept, ErrSchemeMismatch),
 		auth: digest{user: cfg.Username, pass: cfg.Password},
-	}
-	rt := cfg.Transport
-	if rt == nil {
-		d.transport = newTransport(cfg)
-		rt = d.transport
-	}
-	d.client = &http.Client{
-		Transport:     rt,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return d, nil
 }
 
 // Close releases idle connections. It is safe to call more than once.
 func (d *Driver) Close() error {
-	if d.transport != nil {
-		d.transport.CloseIdleConnections()
-	}
+	d.web.CloseIdleConnections()
 	return d.api.Close()
 }
 
@@ -103,17 +93,17 @@ func (d *Driver) cgi(ctx context.Context, method, path string, in, out any) erro
 	u := d.base
 	u.Path = path
 	fresh := false // the challenge in use came from this call's previous 401
-	var rep *reply
+	var rep *httpx.Reply
 	for attempt := 0; ; attempt++ {
 		sent := d.auth.ch != nil
 		var err error
-		if rep, err = d.exchange(ctx, method, &u, body, d.auth.authorization); err != nil {
+		if rep, err = d.web.Do(ctx, method, &u, body, d.auth.authorization); err != nil {
 			return err
 		}
-		if rep.status != http.StatusUnauthorized {
+		if rep.Status != http.StatusUnauthorized {
 			break
 		}
-		cs, schemes := parseChallenges(rep.header.Values("WWW-Authenticate"))
+		cs, schemes := parseChallenges(rep.Header.Values("WWW-Authenticate"))
 		c, ok := pick(cs)
 		switch {
 		case !ok:
@@ -126,8 +116,8 @@ func (d *Driver) cgi(ctx context.Context, method, path string, in, out any) erro
 		d.auth.adopt(c)
 		fresh = true
 	}
-	d.auth.nextNonce(rep.header.Get("Authentication-Info"))
-	if rep.status < 200 || rep.status > 299 {
+	d.auth.nextNonce(rep.Header.Get("Authentication-Info"))
+	if rep.Status < 200 || rep.Status > 299 {
 		return statusErr(what, rep)
 	}
 	var st struct {
@@ -135,7 +125,7 @@ func (d *Driver) cgi(ctx context.Context, method, path string, in, out any) erro
 		Code  string `json:"code"`
 		Msg   string `json:"msg"`
 	}
-	if json.Unmarshal(rep.body, &st) == nil && strings.EqualFold(st.Stats, "error") {
+	if json.Unmarshal(rep.Body, &st) == nil && strings.EqualFold(st.Stats, "error") {
 		return fmt.Errorf("%s: firmware says %s %q: %w", what, st.Code, st.Msg, miners.ErrRefused)
 	}
 	if out != nil {

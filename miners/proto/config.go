@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"cmp"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/tls"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashfleet/hashfleet/actors/clock"
+	"github.com/hashfleet/hashfleet/miners/internal/httpx"
 )
 
 // Config tunes one driver. Zero fields take the defaults below.
@@ -51,33 +53,18 @@ type Config struct {
 const (
 	DefaultIssuer         = "hashfleet"
 	DefaultTokenTTL       = 60 * time.Second
-	DefaultScheme         = "http"
-	DefaultRequestTimeout = 5 * time.Second
-	DefaultDialTimeout    = 2 * time.Second
+	DefaultScheme         = httpx.DefaultScheme
+	DefaultRequestTimeout = httpx.DefaultRequestTimeout
+	DefaultDialTimeout    = httpx.DefaultDialTimeout
 	DefaultMaxBodyBytes   = 1 << 20
-	DefaultInfoTTL        = 10 * time.Minute
+	DefaultInfoTTL        = httpx.DefaultInfoTTL
 	DefaultLocateSeconds  = 300
 
-	maxTokenTTL     = 5 * time.Minute
-	minMaxBodyBytes = 4 << 10
-	maxMaxBodyBytes = 64 << 20
-	maxRedirects    = 3
+	maxTokenTTL = 5 * time.Minute
 )
 
 // DefaultConfig returns the defaults (no credentials).
-func DefaultConfig() Config {
-	return Config{
-		Issuer:         DefaultIssuer,
-		TokenTTL:       DefaultTokenTTL,
-		Scheme:         DefaultScheme,
-		RequestTimeout: DefaultRequestTimeout,
-		DialTimeout:    DefaultDialTimeout,
-		MaxBodyBytes:   DefaultMaxBodyBytes,
-		InfoTTL:        DefaultInfoTTL,
-		LocateSeconds:  DefaultLocateSeconds,
-		Clock:          clock.Real(),
-	}
-}
+func DefaultConfig() Config { return Config{}.withDefaults() }
 
 // Validate reports settings the driver cannot work with.
 func (c Config) Validate() error {
@@ -92,15 +79,7 @@ func (c Config) Validate() error {
 	} else if c.TokenTTL != 0 && c.TokenTTL < time.Second {
 		errs = append(errs, fmt.Errorf("proto: TokenTTL must be at least 1s (JWT times are whole seconds), got %v", c.TokenTTL))
 	}
-	if c.Scheme != "" && c.Scheme != "http" && c.Scheme != "https" {
-		errs = append(errs, fmt.Errorf("proto: Scheme must be http or https, got %q", c.Scheme))
-	}
-	if c.RequestTimeout < 0 || c.DialTimeout < 0 || c.InfoTTL < 0 {
-		errs = append(errs, errors.New("proto: RequestTimeout, DialTimeout and InfoTTL must not be negative"))
-	}
-	if c.MaxBodyBytes != 0 && (c.MaxBodyBytes < minMaxBodyBytes || c.MaxBodyBytes > maxMaxBodyBytes) {
-		errs = append(errs, fmt.Errorf("proto: MaxBodyBytes must be between %d and %d, got %d", minMaxBodyBytes, maxMaxBodyBytes, c.MaxBodyBytes))
-	}
+	errs = append(errs, c.web().Validate("proto")...)
 	if c.LocateSeconds < 0 {
 		errs = append(errs, fmt.Errorf("proto: LocateSeconds must not be negative, got %d", c.LocateSeconds))
 	}
@@ -108,33 +87,15 @@ func (c Config) Validate() error {
 }
 
 func (c Config) withDefaults() Config {
-	d := DefaultConfig()
-	if c.Issuer == "" {
-		c.Issuer = d.Issuer
-	}
-	if c.TokenTTL == 0 {
-		c.TokenTTL = d.TokenTTL
-	}
-	if c.Scheme == "" {
-		c.Scheme = d.Scheme
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = d.RequestTimeout
-	}
-	if c.DialTimeout == 0 {
-		c.DialTimeout = d.DialTimeout
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = d.MaxBodyBytes
-	}
-	if c.InfoTTL == 0 {
-		c.InfoTTL = d.InfoTTL
-	}
-	if c.LocateSeconds == 0 {
-		c.LocateSeconds = d.LocateSeconds
-	}
-	if c.Clock == nil {
-		c.Clock = d.Clock
-	}
+	w := c.web().WithDefaults(DefaultMaxBodyBytes)
+	c.Scheme, c.RequestTimeout, c.DialTimeout, c.MaxBodyBytes, c.InfoTTL = w.Scheme, w.RequestTimeout, w.DialTimeout, w.MaxBodyBytes, w.InfoTTL
+	c.Issuer, c.TokenTTL = cmp.Or(c.Issuer, DefaultIssuer), cmp.Or(c.TokenTTL, DefaultTokenTTL)
+	c.LocateSeconds, c.Clock = cmp.Or(c.LocateSeconds, DefaultLocateSeconds), cmp.Or(c.Clock, clock.Real())
 	return c
+}
+
+// web is the part of the configuration the HTTP client works from.
+func (c Config) web() httpx.Config {
+	return httpx.Config{Scheme: c.Scheme, TLS: c.TLS, RequestTimeout: c.RequestTimeout, DialTimeout: c.DialTimeout,
+		MaxBodyBytes: c.MaxBodyBytes, InfoTTL: c.InfoTTL, Transport: c.Transport}
 }

@@ -17,16 +17,16 @@ import (
 
 	"github.com/hashfleet/hashfleet/messages/pb"
 	"github.com/hashfleet/hashfleet/miners"
+	"github.com/hashfleet/hashfleet/miners/internal/httpx"
 )
 
 // Driver speaks the MDK REST API to one rig. Like every miners.Driver it is used from one goroutine at a
 // time.
 type Driver struct {
-	id        string
-	base      url.URL
-	cfg       Config
-	client    *http.Client
-	transport *http.Transport // owned, nil when Config.Transport was given
+	id   string
+	base url.URL
+	cfg  Config
+	web  *httpx.Client
 
 	serial string // the rig's cb_sn, the JWT audience
 
@@ -67,24 +67,15 @@ func New(dev *pb.Device, cfg Config) (*Driver, error) {
 	if addr == "" {
 		return nil, fmt.Errorf("proto: device %q has no address", dev.GetMinerId())
 	}
-	d := &Driver{id: dev.GetMinerId(), base: url.URL{Scheme: cfg.Scheme, Host: addr}, cfg: cfg, serial: dev.GetSerial()}
-	rt := cfg.Transport
-	if rt == nil {
-		d.transport = newTransport(cfg)
-		rt = d.transport
-	}
-	d.client = &http.Client{
-		Transport:     rt,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	return d, nil
+	return &Driver{
+		id: dev.GetMinerId(), base: url.URL{Scheme: cfg.Scheme, Host: addr}, cfg: cfg, serial: dev.GetSerial(),
+		web: httpx.New(cfg.web(), accept, ErrSchemeMismatch),
+	}, nil
 }
 
 // Close releases idle connections. It is safe to call more than once.
 func (d *Driver) Close() error {
-	if d.transport != nil {
-		d.transport.CloseIdleConnections()
-	}
+	d.web.CloseIdleConnections()
 	return nil
 }
 
@@ -103,7 +94,7 @@ func (d *Driver) call(ctx context.Context, method, path string, query url.Values
 	u := d.base
 	u.Path = path
 	u.RawQuery = query.Encode()
-	var rep *reply
+	var rep *httpx.Reply
 	for attempt := 0; ; attempt++ {
 		authz, usedJWT := "", false
 		if auth {
@@ -113,15 +104,15 @@ func (d *Driver) call(ctx context.Context, method, path string, query url.Values
 			}
 		}
 		var err error
-		if rep, err = d.exchange(ctx, method, &u, body, authz); err != nil {
+		if rep, err = d.web.Do(ctx, method, &u, body, func(string, string) string { return authz }); err != nil {
 			return 0, err
 		}
-		if rep.status != http.StatusUnauthorized || !auth {
+		if rep.Status != http.StatusUnauthorized || !auth {
 			break
 		}
 		// 401 on an authenticated request.
 		if usedJWT && d.cfg.Password == "" {
-			return rep.status, fmt.Errorf("%s: %s: %w: %w", what, rigMessage(rep.body), ErrNotPaired, miners.ErrRefused)
+			return rep.Status, fmt.Errorf("%s: %s: %w: %w", what, rigMessage(rep.Body), ErrNotPaired, miners.ErrRefused)
 		}
 		if attempt > 0 {
 			break
@@ -131,18 +122,18 @@ func (d *Driver) call(ctx context.Context, method, path string, query url.Values
 			continue
 		}
 		if err := d.reauthenticate(ctx); err != nil {
-			return rep.status, fmt.Errorf("%s: %w", what, err)
+			return rep.Status, fmt.Errorf("%s: %w", what, err)
 		}
 	}
-	if rep.status < 200 || rep.status > 299 {
-		return rep.status, statusErr(what, rep)
+	if rep.Status < 200 || rep.Status > 299 {
+		return rep.Status, statusErr(what, rep)
 	}
-	if out != nil && rep.status != http.StatusNoContent {
-		if err := decodeJSON(what, rep, out); err != nil {
-			return rep.status, err
+	if out != nil && rep.Status != http.StatusNoContent {
+		if err := httpx.DecodeJSON(what, rep, out); err != nil {
+			return rep.Status, err
 		}
 	}
-	return rep.status, nil
+	return rep.Status, nil
 }
 
 // authorization returns the Authorization header to send and whether it is the node's JWT.

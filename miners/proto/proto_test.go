@@ -7,10 +7,7 @@ import (
 	"errors"
 	"math"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,83 +16,39 @@ import (
 	"github.com/hashfleet/hashfleet/actors/clock"
 	"github.com/hashfleet/hashfleet/messages/pb"
 	"github.com/hashfleet/hashfleet/miners"
+	"github.com/hashfleet/hashfleet/miners/internal/httpxtest"
 	"github.com/hashfleet/hashfleet/miners/proto"
 	"github.com/hashfleet/hashfleet/miners/sim/protorig"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// harness: a small rig fleet on a fake clock, and drivers sharing that clock.
-type harness struct {
-	t     *testing.T
-	clk   *clock.Fake
-	fleet *protorig.Fleet
-}
-
-func newHarness(t *testing.T, mod func(*protorig.Config)) *harness {
-	t.Helper()
-	clk := clock.NewFake(time.Now())
-	cfg := protorig.DefaultConfig()
-	cfg.Count, cfg.Clock, cfg.Seed, cfg.RebootDuration = 2, clk, 42, time.Minute
-	if mod != nil {
-		mod(&cfg)
-	}
-	f, err := protorig.Start(cfg)
-	if err != nil {
-		t.Fatalf("start fleet: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := f.Close(); err != nil {
-			t.Errorf("close fleet: %v", err)
-		}
-	})
-	return &harness{t: t, clk: clk, fleet: f}
-}
-
-func (h *harness) driver(i int, mod func(*proto.Config)) (*proto.Driver, *protorig.Miner) {
-	h.t.Helper()
-	dev := h.fleet.Devices()[i]
-	cfg := proto.DefaultConfig()
-	cfg.Password, cfg.Clock, cfg.RequestTimeout = protorig.DefaultPassword, h.clk, 2*time.Second
-	if mod != nil {
-		mod(&cfg)
-	}
-	d, err := proto.New(dev, cfg)
-	if err != nil {
-		h.t.Fatalf("new driver: %v", err)
-	}
-	h.t.Cleanup(func() { _ = d.Close() })
-	return d, h.fleet.Miner(dev.MinerId)
-}
-
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return c
-}
+var ctx, exec = httpxtest.Ctx, httpxtest.Exec
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-6*math.Max(1, math.Abs(b)) }
 
-func exec(t *testing.T, d *proto.Driver, spec *pb.CommandSpec) string {
-	t.Helper()
-	msg, err := d.Execute(ctx(t), spec)
-	if err != nil {
-		t.Fatalf("%v: %v", spec.GetAction(), err)
-	}
-	return msg
+// harness: a small rig fleet on a fake clock, and drivers sharing that clock.
+type harness = httpxtest.Harness[*protorig.Fleet, *protorig.Miner, proto.Config, *proto.Driver]
+
+func newHarness(t *testing.T, mod func(*protorig.Config)) *harness {
+	return httpxtest.Start(t, protorig.Start, protorig.DefaultConfig(), func(c *protorig.Config, clk *clock.Fake) {
+		c.Count, c.Clock, c.Seed, c.RebootDuration = 2, clk, 42, time.Minute
+	}, mod, proto.New, proto.DefaultConfig(), func(c *proto.Config, clk *clock.Fake) {
+		c.Password, c.Clock, c.RequestTimeout = protorig.DefaultPassword, clk, 2*time.Second
+	})
 }
 
 func TestPollMatchesSimulator(t *testing.T) {
 	h := newHarness(t, nil)
-	d, m := h.driver(1, nil)
+	d, m := h.Driver(1, nil)
 	m.SetErrors([]protorig.RigError{{Source: "fan", Slot: 3, Code: "FanSlow", Message: "Fan 3 is slow"}})
-	h.clk.Advance(90 * time.Second)
+	h.Clock.Advance(90 * time.Second)
 	tel, err := d.Poll(ctx(t))
 	if err != nil {
 		t.Fatalf("poll: %v", err)
 	}
 	s := m.Snapshot()
-	if tel.MinerId != s.ID || tel.State != pb.MinerState_MINER_STATE_MINING || tel.ObservedAtUnixMs != h.clk.Now().UnixMilli() {
+	if tel.MinerId != s.ID || tel.State != pb.MinerState_MINER_STATE_MINING || tel.ObservedAtUnixMs != h.Clock.Now().UnixMilli() {
 		t.Errorf("id/state/time = %q %v %d", tel.MinerId, tel.State, tel.ObservedAtUnixMs)
 	}
 	if !near(tel.Hashrate_5SThs, s.HashrateTHs) || !near(tel.HashrateAvgThs, s.HashrateTHs) || tel.Hashrate_5SThs == 0 {
@@ -133,7 +86,7 @@ func TestPollMatchesSimulator(t *testing.T) {
 
 func TestCommandsChangeSimulatorState(t *testing.T) {
 	h := newHarness(t, nil)
-	d, m := h.driver(0, nil)
+	d, m := h.Driver(0, nil)
 	poll := func() *pb.Telemetry {
 		t.Helper()
 		tel, err := d.Poll(ctx(t))
@@ -201,7 +154,7 @@ func TestCommandsChangeSimulatorState(t *testing.T) {
 	if !m.Snapshot().Locating {
 		t.Fatal("not locating after blink")
 	}
-	h.clk.Advance(31 * time.Second)
+	h.Clock.Advance(31 * time.Second)
 	if m.Snapshot().Locating {
 		t.Fatal("still locating after 31s of a 30s blink")
 	}
@@ -230,7 +183,7 @@ func TestCommandsChangeSimulatorState(t *testing.T) {
 	if _, err := d.Poll(ctx(t)); !errors.Is(err, miners.ErrUnreachable) {
 		t.Fatalf("poll while rebooting: %v, want ErrUnreachable", err)
 	}
-	h.clk.Advance(time.Minute)
+	h.Clock.Advance(time.Minute)
 	if tel := poll(); tel.UptimeS != 0 || tel.State != pb.MinerState_MINER_STATE_MINING {
 		t.Fatalf("after reboot: uptime %d state %v", tel.UptimeS, tel.State)
 	}
@@ -261,7 +214,7 @@ func TestCommandsChangeSimulatorState(t *testing.T) {
 
 func TestBearerLogin(t *testing.T) {
 	h := newHarness(t, nil)
-	bad, m := h.driver(0, func(c *proto.Config) { c.Password = "not-the-password" })
+	bad, m := h.Driver(0, func(c *proto.Config) { c.Password = "not-the-password" })
 	_, err := bad.Poll(ctx(t))
 	if !errors.Is(err, miners.ErrRefused) || !strings.Contains(err.Error(), "login refused") {
 		t.Fatalf("wrong password: %v, want ErrRefused naming the login", err)
@@ -274,24 +227,24 @@ func TestBearerLogin(t *testing.T) {
 		t.Fatal("rig stopped by a client with a wrong password")
 	}
 
-	none, _ := h.driver(0, func(c *proto.Config) { c.Password = "" })
+	none, _ := h.Driver(0, func(c *proto.Config) { c.Password = "" })
 	if _, err := none.Poll(ctx(t)); !errors.Is(err, proto.ErrNoCredentials) {
 		t.Fatalf("no credentials: %v", err)
 	}
 
 	// Access tokens expire on the rig's clock; the driver refreshes and carries on.
-	d, _ := h.driver(0, nil)
+	d, _ := h.Driver(0, nil)
 	if _, err := d.Poll(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	h.clk.Advance(protorig.DefaultAccessTokenTTL + time.Minute)
+	h.Clock.Advance(protorig.DefaultAccessTokenTTL + time.Minute)
 	if _, err := d.Poll(ctx(t)); err != nil {
 		t.Fatalf("poll after token expiry: %v", err)
 	}
 	// The password changes: refresh still works (refresh tokens outlive it); after the refresh token expires
 	// too the driver logs in again and is refused.
 	m.SetPassword("a-new-password")
-	h.clk.Advance(25 * time.Hour)
+	h.Clock.Advance(25 * time.Hour)
 	if _, err := d.Poll(ctx(t)); !errors.Is(err, miners.ErrRefused) {
 		t.Fatalf("poll after password change: %v, want ErrRefused", err)
 	}
@@ -305,7 +258,7 @@ func TestPairingAndJWT(t *testing.T) {
 		return func(c *proto.Config) { c.Password, c.SigningKey, c.Issuer = "", k, iss }
 	}
 
-	d, m := h.driver(0, jwtOnly(key, "node-a"))
+	d, m := h.Driver(0, jwtOnly(key, "node-a"))
 	if _, err := d.Poll(ctx(t)); !errors.Is(err, proto.ErrNotPaired) || !errors.Is(err, miners.ErrRefused) {
 		t.Fatalf("poll before pairing: %v, want ErrNotPaired", err)
 	}
@@ -326,13 +279,13 @@ func TestPairingAndJWT(t *testing.T) {
 		t.Fatalf("write by JWT logged as %+v", last)
 	}
 	// Tokens stay valid across time as the driver re-mints them.
-	h.clk.Advance(10 * time.Minute)
+	h.Clock.Advance(10 * time.Minute)
 	if _, err := d.Poll(ctx(t)); err != nil {
 		t.Fatalf("poll 10 min later: %v", err)
 	}
 
 	// A JWT signed by another key is refused by the rig, and the rig's state does not change.
-	intruder, _ := h.driver(0, jwtOnly(otherKey, "node-b"))
+	intruder, _ := h.Driver(0, jwtOnly(otherKey, "node-b"))
 	if _, err := intruder.Execute(ctx(t), &pb.CommandSpec{Action: pb.Action_ACTION_START_MINING}); !errors.Is(err, miners.ErrRefused) {
 		t.Fatalf("JWT of another key: %v, want ErrRefused", err)
 	}
@@ -348,7 +301,7 @@ func TestPairingAndJWT(t *testing.T) {
 
 	// With the password, another node can take the rig over (operator-confirmed transfer); then the first
 	// node's JWTs stop working.
-	newOwner, _ := h.driver(0, func(c *proto.Config) { c.SigningKey, c.Issuer = otherKey, "node-b" })
+	newOwner, _ := h.Driver(0, func(c *proto.Config) { c.SigningKey, c.Issuer = otherKey, "node-b" })
 	if _, err := newOwner.Pair(ctx(t)); err != nil {
 		t.Fatalf("pair with password fallback: %v", err)
 	}
@@ -359,7 +312,7 @@ func TestPairingAndJWT(t *testing.T) {
 		t.Fatalf("old owner after transfer: %v, want ErrNotPaired", err)
 	}
 	// Re-pairing with the key already registered works without the password (authenticated by the JWT).
-	again, _ := h.driver(0, jwtOnly(otherKey, "node-b"))
+	again, _ := h.Driver(0, jwtOnly(otherKey, "node-b"))
 	if _, err := again.Pair(ctx(t)); err != nil {
 		t.Fatalf("re-pair with the current key: %v", err)
 	}
@@ -369,51 +322,19 @@ func TestPairingAndJWT(t *testing.T) {
 }
 
 func TestHostileReplies(t *testing.T) {
-	var redirected atomic.Int32
-	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { redirected.Add(1) }))
-	defer elsewhere.Close()
+	elsewhere, redirected := httpxtest.Elsewhere(t)
 	h := newHarness(t, func(c *protorig.Config) {
-		c.SlowByteDelay, c.HugeBodyBytes, c.RedirectURL = 50*time.Millisecond, 8<<20, elsewhere.URL
+		c.SlowByteDelay, c.HugeBodyBytes, c.RedirectURL = 50*time.Millisecond, 8<<20, elsewhere
 	})
-	d, m := h.driver(0, func(c *proto.Config) { c.RequestTimeout, c.MaxBodyBytes = 500*time.Millisecond, 64<<10 })
+	d, m := h.Driver(0, func(c *proto.Config) { c.RequestTimeout, c.MaxBodyBytes = 500*time.Millisecond, 64<<10 })
 	if _, err := d.Poll(ctx(t)); err != nil { // log in and cache the rig info first
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		fault protorig.Fault
-		want  error
-		text  string
-	}{
-		{protorig.FaultMalformedJSON, miners.ErrMalformed, "invalid JSON"},
-		{protorig.FaultHugeBody, miners.ErrMalformed, "exceeds"},
-		{protorig.FaultSlow, miners.ErrUnreachable, "timed out"},
-		{protorig.FaultHang, miners.ErrUnreachable, "timed out"},
-		{protorig.FaultRedirect, miners.ErrMalformed, "redirect to"},
-		{protorig.FaultDown, miners.ErrUnreachable, ""},
-		{protorig.FaultWrongContentType, nil, ""},
-	} {
-		t.Run(tc.fault.String(), func(t *testing.T) {
-			if err := m.SetFault(tc.fault); err != nil {
-				t.Fatal(err)
-			}
-			defer m.SetFault(protorig.FaultNone)
-			start := time.Now()
-			_, err := d.Poll(ctx(t))
-			if tc.want == nil {
-				if err != nil {
-					t.Fatalf("poll: %v", err)
-				}
-				return
-			}
-			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) {
-				t.Fatalf("poll: %v, want %v containing %q", err, tc.want, tc.text)
-			}
-			if el := time.Since(start); el > 3*time.Second {
-				t.Fatalf("took %v", el)
-			}
-		})
-	}
-	if n := redirected.Load(); n != 0 {
+	httpxtest.RunHostile(t, m.SetFault, "poll", func(ctx context.Context) error {
+		_, err := d.Poll(ctx)
+		return err
+	}, nil)
+	if n := redirected(); n != 0 {
 		t.Fatalf("driver followed a redirect to another host %d times", n)
 	}
 	if _, err := d.Poll(ctx(t)); err != nil {
@@ -424,18 +345,18 @@ func TestHostileReplies(t *testing.T) {
 func TestSchemeMismatch(t *testing.T) {
 	t.Run("http to https", func(t *testing.T) {
 		h := newHarness(t, func(c *protorig.Config) { c.TLS = true })
-		d, _ := h.driver(0, nil)
+		d, _ := h.Driver(0, nil)
 		if _, err := d.Poll(ctx(t)); !errors.Is(err, proto.ErrSchemeMismatch) || !errors.Is(err, miners.ErrUnreachable) || !strings.Contains(err.Error(), "speaks HTTPS") {
 			t.Fatalf("poll: %v, want ErrSchemeMismatch", err)
 		}
-		good, _ := h.driver(0, func(c *proto.Config) { c.Scheme, c.TLS = "https", h.fleet.ClientTLS() })
+		good, _ := h.Driver(0, func(c *proto.Config) { c.Scheme, c.TLS = "https", h.Fleet.ClientTLS() })
 		if _, err := good.Poll(ctx(t)); err != nil {
 			t.Fatalf("https poll: %v", err)
 		}
 	})
 	t.Run("https to http", func(t *testing.T) {
 		h := newHarness(t, nil)
-		d, _ := h.driver(0, func(c *proto.Config) { c.Scheme = "https" })
+		d, _ := h.Driver(0, func(c *proto.Config) { c.Scheme = "https" })
 		if _, err := d.Poll(ctx(t)); !errors.Is(err, proto.ErrSchemeMismatch) || !strings.Contains(err.Error(), "plain HTTP") {
 			t.Fatalf("poll: %v, want ErrSchemeMismatch", err)
 		}

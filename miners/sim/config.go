@@ -127,10 +127,3 @@ func minerIPs(c Config) (netip.Addr, error) {
 	}
 	return base, nil
 }
-
-// nthIP returns base+n.
-func nthIP(base netip.Addr, n int) netip.Addr {
-	b := base.As4()
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) + uint32(n)
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-}

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/hashfleet/hashfleet/miners/sim/internal/httpsim"
 )
 
 // Fleet is a running set of simulated miners.
@@ -44,7 +45,7 @@ func Start(cfg Config) (*Fleet, error) {
 		}
 		host := cfg.Host
 		if cfg.PerMinerIP {
-			host = nthIP(base, i).String()
+			host = httpsim.NthIP(base, i).String()
 		}
 		m.addr = net.JoinHostPort(host, strconv.Itoa(cfg.Port))
 		m.mu.Lock()

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -16,60 +15,10 @@ import (
 
 	"github.com/hashfleet/hashfleet/actors/clock"
 	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/hashfleet/hashfleet/miners/internal/simtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-type harness struct {
-	t     *testing.T
-	clk   *clock.Fake
-	fleet *Fleet
-	cl    *http.Client
-}
-
-func newHarness(t *testing.T, mod func(*Config)) *harness {
-	t.Helper()
-	clk := clock.NewFake(time.Now())
-	cfg := DefaultConfig()
-	cfg.Count, cfg.Clock, cfg.Seed, cfg.RebootDuration = 2, clk, 3, time.Minute
-	if mod != nil {
-		mod(&cfg)
-	}
-	f, err := Start(cfg)
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	tr := &http.Transport{}
-	h := &harness{t: t, clk: clk, fleet: f, cl: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
-	t.Cleanup(func() {
-		tr.CloseIdleConnections()
-		if err := f.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return h
-}
-
-// raw sends one request with the given Authorization and returns status, headers and body.
-func (h *harness) raw(m *Miner, method, path, authz string, body any) (int, http.Header, []byte) {
-	h.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, "http://"+m.Addr()+path, rd)
-	if authz != "" {
-		req.Header.Set("Authorization", authz)
-	}
-	resp, err := h.cl.Do(req)
-	if err != nil {
-		h.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, b
-}
 
 // sign answers a challenge the way a client would.
 func sign(chal, user, pass, method, uri string, nc int) string {
@@ -88,12 +37,26 @@ func sign(chal, user, pass, method, uri string, nc int) string {
 		user, p["realm"], p["nonce"], uri, p["algorithm"], resp, ncs, p["opaque"])
 }
 
+type harness struct{ *simtest.Harness[*Fleet] }
+
+func newHarness(t *testing.T, mod func(*Config)) *harness {
+	return &harness{simtest.Start(t, Start, DefaultConfig(), func(c *Config, clk *clock.Fake) {
+		c.Count, c.Clock, c.Seed, c.RebootDuration = 2, clk, 3, time.Minute
+	}, mod)}
+}
+
+// raw sends one request with the given Authorization and returns status, headers and body.
+func (h *harness) raw(m *Miner, method, path, authz string, body any) (int, http.Header, []byte) {
+	h.T.Helper()
+	return h.Do(method, "http://"+m.Addr()+path, authz, body)
+}
+
 // challenge gets a fresh challenge from m.
 func (h *harness) challenge(m *Miner, path string) []string {
-	h.t.Helper()
+	h.T.Helper()
 	code, hdr, _ := h.raw(m, "GET", path, "", nil)
 	if code != http.StatusUnauthorized || len(hdr.Values("WWW-Authenticate")) == 0 {
-		h.t.Fatalf("no challenge: %d %v", code, hdr)
+		h.T.Fatalf("no challenge: %d %v", code, hdr)
 	}
 	return hdr.Values("WWW-Authenticate")
 }
@@ -119,7 +82,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestDigestVerified(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.NonceTTL = time.Minute })
-	m := h.fleet.Miners()[0]
+	m := h.Fleet.Miners()[0]
 	const uri = "/cgi-bin/get_system_info.cgi"
 	ch := h.challenge(m, uri)[0]
 	if !strings.Contains(ch, `realm="antMiner Configuration"`) || !strings.Contains(ch, "algorithm=MD5") || !strings.Contains(ch, `qop="auth"`) {
@@ -144,7 +107,7 @@ func TestDigestVerified(t *testing.T) {
 	if code, _, _ := h.raw(m, "GET", uri, sign(ch, "root", "root", "GET", uri, 3), nil); code != 200 {
 		t.Fatalf("next nc: %d", code)
 	}
-	h.clk.Advance(time.Minute)
+	h.Clock.Advance(time.Minute)
 	code, hdr, _ := h.raw(m, "GET", uri, sign(ch, "root", "root", "GET", uri, 4), nil)
 	if code != http.StatusUnauthorized || !strings.Contains(hdr.Get("WWW-Authenticate"), "stale=true") {
 		t.Fatalf("expired nonce: %d %v, want 401 stale=true", code, hdr)
@@ -165,7 +128,7 @@ func TestDigestVerified(t *testing.T) {
 
 func TestDigestSHA256(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.DigestAlgorithms = []string{"SHA-256", "MD5-sess"} })
-	m := h.fleet.Miners()[1]
+	m := h.Fleet.Miners()[1]
 	const uri = "/cgi-bin/get_miner_conf.cgi"
 	chs := h.challenge(m, uri)
 	if len(chs) != 2 || !strings.Contains(chs[0], "algorithm=SHA-256") || !strings.Contains(chs[1], "algorithm=MD5-sess") {
@@ -180,7 +143,7 @@ func TestDigestSHA256(t *testing.T) {
 
 func TestWebWritesReachTheAPI(t *testing.T) {
 	h := newHarness(t, nil)
-	m := h.fleet.Miners()[0]
+	m := h.Fleet.Miners()[0]
 	// A tiny client: sign every request with a fresh challenge.
 	do := func(method, uri string, body any) (int, []byte) {
 		ch := h.challenge(m, "/cgi-bin/get_system_info.cgi")[0] // a nonce is good for any URI
@@ -236,7 +199,7 @@ func TestWebWritesReachTheAPI(t *testing.T) {
 	if _, err := net.DialTimeout("tcp", m.API().Addr(), time.Second); err == nil {
 		t.Fatal("API side up during reboot")
 	}
-	h.clk.Advance(time.Minute)
+	h.Clock.Advance(time.Minute)
 	s = m.Snapshot()
 	if !m.Reachable() || s.Rebooting || s.Blinking || !s.API.Sleeping || s.WorkMode != "1" || s.Reboots != 1 {
 		t.Fatalf("after reboot: reachable=%v %+v", m.Reachable(), s)
@@ -270,7 +233,7 @@ func TestWebWritesReachTheAPI(t *testing.T) {
 
 func TestUnauthenticatedWritesAreLoggedAndRefused(t *testing.T) {
 	h := newHarness(t, nil)
-	m := h.fleet.Miners()[0]
+	m := h.Fleet.Miners()[0]
 	code, _, _ := h.raw(m, "POST", "/cgi-bin/set_miner_conf.cgi", `Digest username="root", realm="x"`, map[string]string{"bitmain-work-mode": "1"})
 	if code != http.StatusUnauthorized || m.Snapshot().API.Sleeping {
 		t.Fatalf("forged write: %d", code)
@@ -283,15 +246,15 @@ func TestUnauthenticatedWritesAreLoggedAndRefused(t *testing.T) {
 
 func TestDevicesAndFaults(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.PerMinerIP, c.BaseIP, c.Count = true, "127.31.0.1", 3 })
-	for i, d := range h.fleet.Devices() {
+	for i, d := range h.Fleet.Devices() {
 		api, _, _ := net.SplitHostPort(d.Address)
 		web, _, _ := net.SplitHostPort(d.WebAddress)
 		if d.Protocol != pb.Protocol_PROTOCOL_ANTMINER || api != web || api != fmt.Sprintf("127.31.0.%d", i+1) || d.MinerId != fmt.Sprintf("ant-%d", i) {
 			t.Errorf("device %d: %v", i, d)
 		}
 	}
-	m := h.fleet.Miners()[1]
-	if err := h.fleet.SetFault(m.ID(), FaultDown); err != nil {
+	m := h.Fleet.Miners()[1]
+	if err := h.Fleet.SetFault(m.ID(), FaultDown); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := net.DialTimeout("tcp", m.Addr(), time.Second); err == nil {
@@ -302,10 +265,10 @@ func TestDevicesAndFaults(t *testing.T) {
 	} else {
 		c.Close()
 	}
-	if err := h.fleet.SetFault(m.ID(), FaultNone); err != nil || !m.Reachable() {
+	if err := h.Fleet.SetFault(m.ID(), FaultNone); err != nil || !m.Reachable() {
 		t.Fatalf("back up: %v", err)
 	}
-	if err := h.fleet.SetFault("nope", FaultHang); !errors.Is(err, ErrUnknownMiner) {
+	if err := h.Fleet.SetFault("nope", FaultHang); !errors.Is(err, ErrUnknownMiner) {
 		t.Fatal(err)
 	}
 }
@@ -315,7 +278,7 @@ func TestManyMiners(t *testing.T) {
 		t.Skip("opens 1000 listeners")
 	}
 	h := newHarness(t, func(c *Config) { c.Count, c.PerMinerIP, c.BaseIP = 500, true, "127.32.0.1" })
-	ms := h.fleet.Miners()
+	ms := h.Fleet.Miners()
 	for _, i := range []int{0, 250, 499} {
 		m := ms[i]
 		ch := h.challenge(m, "/cgi-bin/get_miner_conf.cgi")[0]

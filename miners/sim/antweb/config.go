@@ -1,13 +1,14 @@
 package antweb
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/hashfleet/hashfleet/actors/clock"
 	"github.com/hashfleet/hashfleet/miners/sim"
+	"github.com/hashfleet/hashfleet/miners/sim/internal/httpsim"
 )
 
 // Config shapes a simulated Antminer fleet. Zero fields take the defaults of DefaultConfig, except the
@@ -65,8 +66,8 @@ type Config struct {
 
 // Defaults; see Config.
 const (
-	DefaultCount             = 10
-	DefaultHost              = "127.0.0.1"
+	DefaultCount             = httpsim.DefaultCount
+	DefaultHost              = httpsim.DefaultHost
 	DefaultBaseIP            = "127.30.0.1"
 	DefaultIDPrefix          = "ant-"
 	DefaultUsername          = "root"
@@ -74,149 +75,60 @@ const (
 	DefaultRealm             = "antMiner Configuration"
 	DefaultNonceTTL          = 5 * time.Minute
 	DefaultRebootDuration    = 60 * time.Second
-	DefaultSlowByteDelay     = 200 * time.Millisecond
-	DefaultHugeBodyBytes     = 64 << 20
-	DefaultRedirectURL       = "http://redirect.invalid"
-	DefaultReadHeaderTimeout = 5 * time.Second
-	DefaultIdleTimeout       = 30 * time.Second
+	DefaultSlowByteDelay     = httpsim.DefaultSlowByteDelay
+	DefaultHugeBodyBytes     = httpsim.DefaultHugeBodyBytes
+	DefaultRedirectURL       = httpsim.DefaultRedirectURL
+	DefaultReadHeaderTimeout = httpsim.DefaultReadHeaderTimeout
+	DefaultIdleTimeout       = httpsim.DefaultIdleTimeout
 
-	maxCount        = 20000
-	maxRequestBytes = 64 << 10
-	maxNonces       = 256 // per miner; the oldest are forgotten (then answered stale)
+	maxNonces = 256 // per miner; the oldest are forgotten (then answered stale)
 )
 
 // DefaultConfig returns the defaults with every field set.
-func DefaultConfig() Config {
-	return Config{
-		Count:             DefaultCount,
-		Host:              DefaultHost,
-		BaseIP:            DefaultBaseIP,
-		Clock:             clock.Real(),
-		IDPrefix:          DefaultIDPrefix,
-		Username:          DefaultUsername,
-		Password:          DefaultPassword,
-		Realm:             DefaultRealm,
-		DigestAlgorithms:  []string{"MD5"},
-		NonceTTL:          DefaultNonceTTL,
-		RebootDuration:    DefaultRebootDuration,
-		SlowByteDelay:     DefaultSlowByteDelay,
-		HugeBodyBytes:     DefaultHugeBodyBytes,
-		RedirectURL:       DefaultRedirectURL,
-		ReadHeaderTimeout: DefaultReadHeaderTimeout,
-		IdleTimeout:       DefaultIdleTimeout,
-		APISlowDelay:      sim.DefaultSlowDelay,
-	}
-}
+func DefaultConfig() Config { return Config{}.withDefaults() }
 
 // Validate reports settings the fleet cannot start with.
 func (c Config) Validate() error {
 	c = c.withDefaults()
-	var errs []error
-	if c.Count < 1 || c.Count > maxCount {
-		errs = append(errs, fmt.Errorf("antweb: Count must be between 1 and %d, got %d", maxCount, c.Count))
-	}
-	if c.Port < 0 || c.Port > 65535 || c.APIPort < 0 || c.APIPort > 65535 {
-		errs = append(errs, fmt.Errorf("antweb: Port and APIPort must be between 0 and 65535, got %d and %d", c.Port, c.APIPort))
-	}
-	if !c.PerMinerIP && c.Port != 0 && c.Port+c.Count-1 > 65535 {
-		errs = append(errs, fmt.Errorf("antweb: Port %d + Count %d runs past port 65535", c.Port, c.Count))
+	var own []error
+	if c.APIPort < 0 || c.APIPort > 65535 {
+		own = append(own, fmt.Errorf("antweb: APIPort must be between 0 and 65535, got %d", c.APIPort))
 	}
 	if !c.PerMinerIP && c.APIPort != 0 && c.Count > 1 {
-		errs = append(errs, fmt.Errorf("antweb: a fixed APIPort needs PerMinerIP with more than one miner"))
-	}
-	if c.PerMinerIP {
-		a, err := netip.ParseAddr(c.BaseIP)
-		last := uint32(0)
-		if err == nil && a.Is4() {
-			b := a.As4()
-			last = uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) + uint32(c.Count-1)
-		}
-		if err != nil || !a.Is4() || a.As4()[0] != 127 || last > 0xFFFFFF {
-			errs = append(errs, fmt.Errorf("antweb: BaseIP must be an IPv4 address in 127.0.0.0/8 with room for %d miners, got %q", c.Count, c.BaseIP))
-		}
-	} else if _, err := netip.ParseAddr(c.Host); err != nil && c.Host != "localhost" {
-		errs = append(errs, fmt.Errorf("antweb: Host must be an IP address or localhost, got %q", c.Host))
+		own = append(own, fmt.Errorf("antweb: a fixed APIPort needs PerMinerIP with more than one miner"))
 	}
 	if c.Username == "" || c.Password == "" {
-		errs = append(errs, errors.New("antweb: Username and Password must not be empty"))
+		own = append(own, errors.New("antweb: Username and Password must not be empty"))
 	}
 	if len(c.DigestAlgorithms) == 0 {
-		errs = append(errs, errors.New("antweb: DigestAlgorithms must name at least one algorithm"))
+		own = append(own, errors.New("antweb: DigestAlgorithms must name at least one algorithm"))
 	}
 	for _, a := range c.DigestAlgorithms {
 		if hashFor(a) == nil {
-			errs = append(errs, fmt.Errorf("antweb: unknown digest algorithm %q (MD5, MD5-sess, SHA-256, SHA-256-sess)", a))
+			own = append(own, fmt.Errorf("antweb: unknown digest algorithm %q (MD5, MD5-sess, SHA-256, SHA-256-sess)", a))
 		}
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{"NonceTTL", c.NonceTTL}, {"RebootDuration", c.RebootDuration}, {"SlowByteDelay", c.SlowByteDelay},
-		{"ReadHeaderTimeout", c.ReadHeaderTimeout}, {"IdleTimeout", c.IdleTimeout}, {"APISlowDelay", c.APISlowDelay},
-	} {
-		if d.v < 0 {
-			errs = append(errs, fmt.Errorf("antweb: %s must not be negative, got %v", d.name, d.v))
-		}
-	}
-	if c.HugeBodyBytes < 1<<10 {
-		errs = append(errs, fmt.Errorf("antweb: HugeBodyBytes must be at least 1 KiB, got %d", c.HugeBodyBytes))
-	}
-	return errors.Join(errs...)
+	return c.web().Validate(own, httpsim.Duration{Name: "NonceTTL", Value: c.NonceTTL},
+		httpsim.Duration{Name: "APISlowDelay", Value: c.APISlowDelay})
+}
+
+// web is the part of the configuration the web side shares with the other HTTP simulators.
+func (c Config) web() httpsim.Config {
+	return httpsim.Config{Name: "antweb", Count: c.Count, Host: c.Host, Port: c.Port, PerMinerIP: c.PerMinerIP,
+		BaseIP: c.BaseIP, Clock: c.Clock, IDPrefix: c.IDPrefix, TLS: c.TLS, RebootDuration: c.RebootDuration,
+		SlowByteDelay: c.SlowByteDelay, HugeBodyBytes: c.HugeBodyBytes, RedirectURL: c.RedirectURL,
+		ReadHeaderTimeout: c.ReadHeaderTimeout, IdleTimeout: c.IdleTimeout}
 }
 
 func (c Config) withDefaults() Config {
-	d := DefaultConfig()
-	if c.Count == 0 {
-		c.Count = d.Count
-	}
-	if c.Host == "" {
-		c.Host = d.Host
-	}
-	if c.BaseIP == "" {
-		c.BaseIP = d.BaseIP
-	}
-	if c.Clock == nil {
-		c.Clock = d.Clock
-	}
-	if c.IDPrefix == "" {
-		c.IDPrefix = d.IDPrefix
-	}
-	if c.Username == "" {
-		c.Username = d.Username
-	}
-	if c.Password == "" {
-		c.Password = d.Password
-	}
-	if c.Realm == "" {
-		c.Realm = d.Realm
-	}
+	c.Username, c.Password, c.Realm = cmp.Or(c.Username, DefaultUsername), cmp.Or(c.Password, DefaultPassword), cmp.Or(c.Realm, DefaultRealm)
 	if len(c.DigestAlgorithms) == 0 {
-		c.DigestAlgorithms = d.DigestAlgorithms
+		c.DigestAlgorithms = []string{"MD5"}
 	}
-	if c.NonceTTL == 0 {
-		c.NonceTTL = d.NonceTTL
-	}
-	if c.RebootDuration == 0 {
-		c.RebootDuration = d.RebootDuration
-	}
-	if c.SlowByteDelay == 0 {
-		c.SlowByteDelay = d.SlowByteDelay
-	}
-	if c.HugeBodyBytes == 0 {
-		c.HugeBodyBytes = d.HugeBodyBytes
-	}
-	if c.RedirectURL == "" {
-		c.RedirectURL = d.RedirectURL
-	}
-	if c.ReadHeaderTimeout == 0 {
-		c.ReadHeaderTimeout = d.ReadHeaderTimeout
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = d.IdleTimeout
-	}
-	if c.APISlowDelay == 0 {
-		c.APISlowDelay = d.APISlowDelay
-	}
+	c.NonceTTL, c.APISlowDelay = cmp.Or(c.NonceTTL, DefaultNonceTTL), cmp.Or(c.APISlowDelay, sim.DefaultSlowDelay)
+	w := c.web().WithDefaults(DefaultBaseIP, DefaultIDPrefix, DefaultRebootDuration)
+	c.Count, c.Host, c.BaseIP, c.Clock, c.IDPrefix = w.Count, w.Host, w.BaseIP, w.Clock, w.IDPrefix
+	c.RebootDuration, c.SlowByteDelay, c.HugeBodyBytes, c.RedirectURL = w.RebootDuration, w.SlowByteDelay, w.HugeBodyBytes, w.RedirectURL
+	c.ReadHeaderTimeout, c.IdleTimeout = w.ReadHeaderTimeout, w.IdleTimeout
 	return c
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hashfleet/hashfleet/miners/sim/internal/httpsim"
 )
 
 // hashFor returns the hash of a digest algorithm name (RFC 7616 §3.2), nil when unknown.
@@ -198,14 +200,14 @@ func (m *Miner) requireDigest(next http.HandlerFunc) http.HandlerFunc {
 				m.auth.Failed++
 			}
 			m.mu.Unlock()
-			info(r).authFailure = why
+			httpsim.NoteOf(r).AuthFailure = why
 			m.challenge(w, stale)
 			return
 		}
 		m.mu.Lock()
 		m.auth.Accepted++
 		m.mu.Unlock()
-		info(r).user = m.username()
+		httpsim.NoteOf(r).Principal = m.username()
 		next(w, r)
 	}
 }

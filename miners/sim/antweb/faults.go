@@ -1,157 +1,24 @@
 package antweb
 
-import (
-	"bytes"
-	"context"
-	"io"
-	"net/http"
-	"strconv"
-	"strings"
-	"time"
-)
+import "github.com/hashfleet/hashfleet/miners/sim/internal/httpsim"
 
-// Fault is a misbehaviour injected into one miner's web side (miners/sim has the API side's). Faults are about the reply; under FaultSlow and
-// FaultWrongContentType the request is still carried out, under the others it is not.
-type Fault int
+// Fault is a misbehaviour injected into one miner's web side (miners/sim has the API side's). Faults are
+// about the reply; under FaultSlow and FaultWrongContentType the request is still carried out, under the
+// others it is not. The HTTP simulators share the type.
+type Fault = httpsim.Fault
 
+// The faults:
+//   - FaultNone: the web side behaves.
+//   - FaultDown: the web listener and every connection are closed; connections are refused until cleared.
+//   - FaultSlow: the status line and headers come at once, then the body one byte per Config.SlowByteDelay
+//     (slow loris).
+//   - FaultHang: the request is read and never answered, until the client gives up, the fault is cleared or
+//     the fleet closes.
+//   - FaultMalformedJSON: 200 with a truncated JSON body.
+//   - FaultHugeBody: 200 with a JSON body of Config.HugeBodyBytes.
+//   - FaultRedirect: 302 to Config.RedirectURL plus the request path, another host.
+//   - FaultWrongContentType: the right JSON, labelled text/html.
 const (
-	// FaultNone: the web side behaves.
-	FaultNone Fault = iota
-	// FaultDown: the listener and every connection are closed; connections are refused until cleared.
-	FaultDown
-	// FaultSlow: the status line and headers come at once, then the body one byte per Config.SlowByteDelay
-	// (slow loris).
-	FaultSlow
-	// FaultHang: the request is read and never answered, until the client gives up, the fault is cleared or
-	// the fleet closes.
-	FaultHang
-	// FaultMalformedJSON: 200 with a truncated JSON body.
-	FaultMalformedJSON
-	// FaultHugeBody: 200 with a JSON body of Config.HugeBodyBytes.
-	FaultHugeBody
-	// FaultRedirect: 302 to Config.RedirectURL plus the request path, another host.
-	FaultRedirect
-	// FaultWrongContentType: the right JSON, labelled text/html.
-	FaultWrongContentType
-	faultEnd
+	FaultNone, FaultDown, FaultSlow, FaultHang                              = httpsim.FaultNone, httpsim.FaultDown, httpsim.FaultSlow, httpsim.FaultHang
+	FaultMalformedJSON, FaultHugeBody, FaultRedirect, FaultWrongContentType = httpsim.FaultMalformedJSON, httpsim.FaultHugeBody, httpsim.FaultRedirect, httpsim.FaultWrongContentType
 )
-
-var faultNames = [...]string{"none", "down", "slow", "hang", "malformed-json", "huge-body", "redirect", "wrong-content-type"}
-
-func (f Fault) String() string {
-	if f >= FaultNone && f < faultEnd {
-		return faultNames[f]
-	}
-	return "fault(" + strconv.Itoa(int(f)) + ")"
-}
-
-// ServeHTTP applies the miner's web fault, then routes. Every handler is tracked so Close can wait for it.
-func (m *Miner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f := m.fleet
-	if mm, _ := r.Context().Value(minerKey{}).(*Miner); mm != m { // served other than through its own server
-		r = r.WithContext(context.WithValue(r.Context(), minerKey{}, m))
-	}
-	if !f.track() {
-		w.Header().Set("Connection", "close")
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
-		return
-	}
-	defer f.wg.Done()
-	switch m.Fault() {
-	case FaultHang:
-		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxRequestBytes))
-		select {
-		case <-r.Context().Done():
-		case <-f.done:
-		}
-		panic(http.ErrAbortHandler) // never answer: drop the connection without a response
-	case FaultMalformedJSON:
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"minertype":"Antminer S19","macaddr":"02:00:00`)
-	case FaultHugeBody:
-		m.writeHuge(w, r)
-	case FaultRedirect:
-		w.Header().Set("Location", strings.TrimSuffix(f.cfg.RedirectURL, "/")+r.URL.RequestURI())
-		w.WriteHeader(http.StatusFound)
-	case FaultSlow, FaultWrongContentType:
-		rec := &recorder{header: http.Header{}, code: http.StatusOK}
-		f.mux.ServeHTTP(rec, r)
-		m.replay(w, r, rec)
-	default:
-		f.mux.ServeHTTP(w, r)
-	}
-}
-
-// writeHuge sends a syntactically endless JSON string until HugeBodyBytes or the client goes away.
-func (m *Miner) writeHuge(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	if _, err := io.WriteString(w, `{"message":"`); err != nil {
-		return
-	}
-	chunk := bytes.Repeat([]byte("A"), 32<<10)
-	for left := m.fleet.cfg.HugeBodyBytes; left > 0; left -= int64(len(chunk)) {
-		if r.Context().Err() != nil {
-			return
-		}
-		if _, err := w.Write(chunk[:min(int64(len(chunk)), left)]); err != nil {
-			return
-		}
-	}
-	_, _ = io.WriteString(w, `"}`)
-}
-
-// replay writes a recorded reply with the fault applied: relabelled, or one byte at a time.
-func (m *Miner) replay(w http.ResponseWriter, r *http.Request, rec *recorder) {
-	fault := m.Fault()
-	for k, v := range rec.header {
-		w.Header()[k] = v
-	}
-	if fault == FaultWrongContentType {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	}
-	if fault != FaultSlow {
-		w.WriteHeader(rec.code)
-		_, _ = w.Write(rec.body.Bytes())
-		return
-	}
-	w.Header().Set("Content-Length", strconv.Itoa(rec.body.Len()))
-	w.WriteHeader(rec.code)
-	rc := http.NewResponseController(w)
-	_ = rc.Flush()
-	t := time.NewTimer(m.fleet.cfg.SlowByteDelay)
-	defer t.Stop()
-	for _, b := range rec.body.Bytes() {
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			return
-		case <-m.fleet.done:
-			return
-		}
-		if _, err := w.Write([]byte{b}); err != nil {
-			return
-		}
-		if rc.Flush() != nil {
-			return
-		}
-		t.Reset(m.fleet.cfg.SlowByteDelay)
-	}
-}
-
-// recorder buffers a reply so a fault can rewrite it.
-type recorder struct {
-	header http.Header
-	code   int
-	wrote  bool
-	body   bytes.Buffer
-}
-
-func (r *recorder) Header() http.Header { return r.header }
-func (r *recorder) WriteHeader(code int) {
-	if !r.wrote {
-		r.code, r.wrote = code, true
-	}
-}
-func (r *recorder) Write(b []byte) (int, error) { r.wrote = true; return r.body.Write(b) }
-func (r *recorder) Flush()                      {}

@@ -1,8 +1,6 @@
 package antweb
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,41 +10,14 @@ import (
 	"strings"
 
 	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/hashfleet/hashfleet/miners/sim/internal/httpsim"
 )
-
-type ctxKey struct{}
-
-// reqInfo carries what the handlers learnt about a request to the write log.
-type reqInfo struct {
-	user        string
-	authFailure string
-	refused     bool // answered {"stats":"error"}
-}
-
-func info(r *http.Request) *reqInfo {
-	if i, ok := r.Context().Value(ctxKey{}).(*reqInfo); ok {
-		return i
-	}
-	return &reqInfo{}
-}
-
-// minerKey carries the *Miner a request is for: every miner's server sets it as its base context, so one
-// router serves the whole fleet.
-type minerKey struct{}
-
-func minerOf(r *http.Request) *Miner { return r.Context().Value(minerKey{}).(*Miner) }
-
-// minerHandler is a handler method, as a method expression: (*Miner).getConf.
-type minerHandler func(*Miner, http.ResponseWriter, *http.Request)
 
 // routes builds the fleet's router, shared by every miner. Every CGI needs digest authentication.
 func routes() http.Handler {
 	mux := http.NewServeMux()
-	cgi := func(pattern string, h minerHandler) {
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			m := minerOf(r)
-			m.requireDigest(func(w http.ResponseWriter, r *http.Request) { h(m, w, r) })(w, r)
-		})
+	cgi := func(pattern string, h httpsim.Method[*Miner]) {
+		httpsim.Handle(mux, pattern, h, (*Miner).requireDigest)
 	}
 	cgi("GET /cgi-bin/get_system_info.cgi", (*Miner).systemInfo)
 	cgi("GET /cgi-bin/get_miner_conf.cgi", (*Miner).getConf)
@@ -61,7 +32,7 @@ func routes() http.Handler {
 		w.WriteHeader(http.StatusNotFound)
 		_, _ = io.WriteString(w, "<html><body><h1>404 Not Found</h1></body></html>\n")
 	})
-	return logged(mux)
+	return mux
 }
 
 // isWrite: the CGIs that change the miner. A GET of reboot.cgi is a write, as stock firmware's UI does it.
@@ -74,57 +45,6 @@ func isWrite(r *http.Request) bool {
 	}
 	return false
 }
-
-func logged(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m := minerOf(r)
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBytes+1))
-		if err != nil || len(body) > maxRequestBytes {
-			stats(w, http.StatusRequestEntityTooLarge, "error", "E413", "request body unreadable or too large")
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		ri := &reqInfo{}
-		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, ri))
-		sw := &statusWriter{ResponseWriter: w}
-		if isWrite(r) {
-			// Recorded when the status is written, before the reply can reach the caller (a reboot takes
-			// the rig down right after answering).
-			sw.onHeader = func(code int) { m.record(r, body, code, ri) }
-		}
-		next.ServeHTTP(sw, r)
-		sw.header(http.StatusOK) // a handler that wrote nothing answered 200
-	})
-}
-
-// statusWriter calls onHeader once, with the status, when the reply starts.
-type statusWriter struct {
-	http.ResponseWriter
-	onHeader func(code int)
-	wrote    bool
-}
-
-func (s *statusWriter) header(code int) {
-	if s.wrote {
-		return
-	}
-	s.wrote = true
-	if s.onHeader != nil {
-		s.onHeader(code)
-	}
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	s.header(code)
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	s.header(http.StatusOK)
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // writeJSON answers with a Content-Length, so a reply flushed before a reboot is whole. Stock firmware
 // labels its JSON text/plain; so does the simulator.
@@ -143,7 +63,7 @@ func stats(w http.ResponseWriter, code int, st, c, msg string) {
 }
 
 func refuse(w http.ResponseWriter, r *http.Request, code int, c, msg string) {
-	info(r).refused = true
+	httpsim.NoteOf(r).Refused = true
 	stats(w, code, "error", c, msg)
 }
 
@@ -284,31 +204,11 @@ func (m *Miner) setConf(w http.ResponseWriter, r *http.Request) {
 
 // reboot restarts bmminer through its API, answers, then takes the web side down for RebootDuration.
 func (m *Miner) reboot(w http.ResponseWriter, r *http.Request) {
-	cfg := m.fleet.cfg
 	if err := m.execute(r.Context(), &pb.CommandSpec{Action: pb.Action_ACTION_REBOOT}); err != nil {
 		refuse(w, r, http.StatusInternalServerError, "R001", "reboot failed: "+err.Error())
 		return
 	}
-	m.mu.Lock()
-	m.rebooting = true
-	m.reboots++
-	if m.bootTimer != nil {
-		m.bootTimer.Stop()
-	}
-	m.bootTimer = cfg.Clock.AfterFunc(cfg.RebootDuration, m.bootDone)
-	srv, ln := m.srv, m.ln
-	m.srv, m.ln = nil, nil // down from now on, as far as anyone can see
-	m.mu.Unlock()
-	if ln != nil {
-		_ = ln.Close() // refuse new connections before the answer can prompt one
-	}
-
-	w.Header().Set("Connection", "close")
-	stats(w, http.StatusOK, "success", "R000", "reboot")
-	_ = http.NewResponseController(w).Flush()
-	if srv != nil {
-		_ = srv.Close() // then drop this connection and any other
-	}
+	m.web.Reboot(w, func(w http.ResponseWriter) { stats(w, http.StatusOK, "success", "R000", "reboot") }, m.bootDone)
 }
 
 func (m *Miner) setBlink(w http.ResponseWriter, r *http.Request) {

@@ -3,17 +3,15 @@ package antweb
 import (
 	"cmp"
 	"context"
-	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/hashfleet/hashfleet/actors/clock"
 	"github.com/hashfleet/hashfleet/messages/pb"
 	"github.com/hashfleet/hashfleet/miners/cgminer"
 	"github.com/hashfleet/hashfleet/miners/sim"
+	"github.com/hashfleet/hashfleet/miners/sim/internal/httpsim"
 )
 
 // Work modes as bitmain-work-mode spells them.
@@ -36,11 +34,9 @@ type Miner struct {
 	writeMu sync.Mutex
 	drv     *cgminer.Driver
 
+	web *httpsim.Endpoint // the web listener, its fault, reboots and write log
+
 	mu        sync.Mutex
-	addr      string
-	srv       *http.Server
-	ln        net.Listener
-	fault     Fault
 	user      string
 	pass      string
 	opaque    string
@@ -48,12 +44,8 @@ type Miner struct {
 	workMode  string            // what the web side was last told (the API holds sleep/normal itself)
 	passwords map[string]string // url\x00user → pool password as configured through the web
 	blink     bool
-	rebooting bool
-	reboots   int
-	bootTimer clock.Timer
 	nonces    map[string]*nonceState
 	auth      AuthStats
-	log       []WriteRecord
 }
 
 // State is a miner's state as both sides report it.
@@ -79,30 +71,23 @@ type Pool struct {
 func (m *Miner) ID() string { return m.id }
 
 // Addr returns the web side's host:port.
-func (m *Miner) Addr() string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.addr
-}
+func (m *Miner) Addr() string { return m.web.Addr() }
 
 // API returns the miner's CGMiner side.
 func (m *Miner) API() *sim.Miner { return m.api }
 
 // Reachable reports whether the web side accepts connections.
-func (m *Miner) Reachable() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.srv != nil
-}
+func (m *Miner) Reachable() bool { return m.web.Reachable() }
 
 // Snapshot returns both sides' state now.
 func (m *Miner) Snapshot() State {
 	api := m.api.Snapshot()
+	rebooting, reboots := m.web.Rebooting()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return State{
 		API: api, WorkMode: m.workModeLocked(api), Pools: m.poolsLocked(api), Blinking: m.blink,
-		Rebooting: m.rebooting, Reboots: m.reboots, Hostname: m.hostname,
+		Rebooting: rebooting, Reboots: reboots, Hostname: m.hostname,
 	}
 }
 
@@ -133,11 +118,7 @@ func (m *Miner) poolsLocked(api sim.State) []Pool {
 }
 
 // WriteLog returns a copy of the miner's web write log.
-func (m *Miner) WriteLog() []WriteRecord {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.log)
-}
+func (m *Miner) WriteLog() []WriteRecord { return records(m.web.Writes()) }
 
 // AuthStats returns what the digest layer has done so far.
 func (m *Miner) AuthStats() AuthStats {
@@ -160,30 +141,14 @@ func (m *Miner) username() string {
 }
 
 // Fault returns the web side's fault.
-func (m *Miner) Fault() Fault {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.fault
-}
+func (m *Miner) Fault() Fault { return m.web.Fault() }
 
 // SetFault sets the web side's fault; FaultNone clears it. FaultDown closes the web listener and its
 // connections (the API side is unaffected: use API().SetFault).
-func (m *Miner) SetFault(fault Fault) error {
-	if fault < FaultNone || fault >= faultEnd {
-		return fmt.Errorf("antweb: unknown fault %d", int(fault))
-	}
-	m.mu.Lock()
-	m.fault = fault
-	var err error
-	if fault != FaultDown && m.srv == nil && !m.rebooting {
-		err = m.listenLocked()
-	}
-	m.mu.Unlock()
-	if fault == FaultDown {
-		return m.stop()
-	}
-	return err
-}
+func (m *Miner) SetFault(fault Fault) error { return m.web.SetFault(fault) }
+
+// ServeHTTP serves one request to the web side as the miner's own listener does, faults included.
+func (m *Miner) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.web.ServeHTTP(w, r) }
 
 // execute runs one command on the miner's own API, as the CGI scripts drive bmminer.
 func (m *Miner) execute(ctx context.Context, spec *pb.CommandSpec) error {
@@ -195,33 +160,28 @@ func (m *Miner) execute(ctx context.Context, spec *pb.CommandSpec) error {
 	return err
 }
 
-// bootDone brings the web side back after a reboot and re-applies sleep mode, which the miner's
-// configuration keeps across reboots while bmminer starts awake.
+// bootDone is the end of a reboot, before the web side listens again: blink is off, nonces are forgotten,
+// and sleep mode is re-applied, which the miner's configuration keeps across reboots while bmminer starts
+// awake.
 func (m *Miner) bootDone() {
 	m.mu.Lock()
-	if !m.rebooting {
-		m.mu.Unlock()
-		return
-	}
-	m.rebooting, m.blink = false, false
+	m.blink = false
 	clear(m.nonces)
 	sleep := m.workMode == modeSleep
-	if m.srv == nil && m.fault != FaultDown {
-		_ = m.listenLocked()
-	}
 	m.mu.Unlock()
-	if !sleep || !m.fleet.track() {
+	if !sleep {
 		return
 	}
-	defer m.fleet.wg.Done()
-	for try := 0; try < 5; try++ { // on the wall clock the API may come back a moment later
-		if m.execute(m.fleet.ctx, &pb.CommandSpec{Action: pb.Action_ACTION_CURTAIL}) == nil {
-			return
+	m.fleet.web.Tracked(func(ctx context.Context) {
+		for try := 0; try < 5; try++ { // on the wall clock the API may come back a moment later
+			if m.execute(ctx, &pb.CommandSpec{Action: pb.Action_ACTION_CURTAIL}) == nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
-		select {
-		case <-m.fleet.done:
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	})
 }

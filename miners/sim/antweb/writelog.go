@@ -1,12 +1,9 @@
 package antweb
 
 import (
-	"encoding/json"
-	"net/http"
-	"net/url"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/hashfleet/hashfleet/miners/sim/internal/httpsim"
 )
 
 // WriteRecord is one write CGI call a miner received, accepted or not.
@@ -27,68 +24,15 @@ type WriteRecord struct {
 	Accepted bool
 }
 
-func (m *Miner) record(r *http.Request, body []byte, status int, ri *reqInfo) {
-	params := map[string]string{}
-	for k, vs := range r.URL.Query() {
-		params[k] = strings.Join(vs, ",")
+// records turns the web side's write log into WriteRecords.
+func records(ws []httpsim.Write) []WriteRecord {
+	var out []WriteRecord
+	for _, w := range ws {
+		out = append(out, WriteRecord{
+			MinerID: w.MinerID, At: w.At, Method: w.Method, Path: w.Path, Params: w.Params, Remote: w.Remote,
+			User: w.Principal, AuthFailure: w.AuthFailure, Status: w.Status,
+			Accepted: w.Principal != "" && !w.Refused && w.Status >= 200 && w.Status < 300,
+		})
 	}
-	var v any
-	switch {
-	case len(body) == 0:
-	case json.Unmarshal(body, &v) == nil:
-		flatten(params, "", v)
-	default:
-		if form, err := url.ParseQuery(string(body)); err == nil && len(form) > 0 {
-			for k, vs := range form {
-				flatten(params, k, strings.Join(vs, ","))
-			}
-		} else {
-			params["_body"] = "(unreadable, " + strconv.Itoa(len(body)) + " bytes)"
-		}
-	}
-	rec := WriteRecord{
-		MinerID: m.id, At: m.fleet.cfg.Clock.Now(), Method: r.Method, Path: r.URL.Path, Params: params,
-		Remote: r.RemoteAddr, User: ri.user, AuthFailure: ri.authFailure, Status: status,
-		Accepted: ri.user != "" && !ri.refused && status >= 200 && status < 300,
-	}
-	m.mu.Lock()
-	m.log = append(m.log, rec)
-	m.mu.Unlock()
-}
-
-func flatten(out map[string]string, prefix string, v any) {
-	join := func(k string) string {
-		if prefix == "" {
-			return k
-		}
-		return prefix + "." + k
-	}
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			flatten(out, join(k), e)
-		}
-	case []any:
-		for i, e := range x {
-			flatten(out, join(strconv.Itoa(i)), e)
-		}
-	default:
-		key := prefix
-		if key == "" {
-			key = "_"
-		}
-		if last := key[strings.LastIndexByte(key, '.')+1:]; strings.Contains(strings.ToLower(last), "pass") {
-			out[key] = "***"
-			return
-		}
-		switch y := x.(type) {
-		case string:
-			out[key] = y
-		case nil:
-			out[key] = "null"
-		default:
-			b, _ := json.Marshal(y)
-			out[key] = string(b)
-		}
-	}
+	return out
 }

@@ -1,12 +1,12 @@
 package protorig
 
 import (
-	"errors"
+	"cmp"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/hashfleet/hashfleet/actors/clock"
+	"github.com/hashfleet/hashfleet/miners/sim/internal/httpsim"
 )
 
 // Config shapes a simulated fleet. Zero fields take the defaults of DefaultConfig, except the booleans.
@@ -62,8 +62,8 @@ type Config struct {
 
 // Defaults; see Config.
 const (
-	DefaultCount             = 10
-	DefaultHost              = "127.0.0.1"
+	DefaultCount             = httpsim.DefaultCount
+	DefaultHost              = httpsim.DefaultHost
 	DefaultBaseIP            = "127.20.0.1"
 	DefaultIDPrefix          = "proto-"
 	DefaultPassword          = "proto-admin"
@@ -71,144 +71,43 @@ const (
 	DefaultAccessTokenTTL    = 15 * time.Minute
 	DefaultJWTMaxTTL         = 5 * time.Minute
 	DefaultJWTLeeway         = 30 * time.Second
-	DefaultSlowByteDelay     = 200 * time.Millisecond
-	DefaultHugeBodyBytes     = 64 << 20
-	DefaultRedirectURL       = "http://redirect.invalid"
-	DefaultReadHeaderTimeout = 5 * time.Second
-	DefaultIdleTimeout       = 30 * time.Second
+	DefaultSlowByteDelay     = httpsim.DefaultSlowByteDelay
+	DefaultHugeBodyBytes     = httpsim.DefaultHugeBodyBytes
+	DefaultRedirectURL       = httpsim.DefaultRedirectURL
+	DefaultReadHeaderTimeout = httpsim.DefaultReadHeaderTimeout
+	DefaultIdleTimeout       = httpsim.DefaultIdleTimeout
 
-	maxCount        = 20000
 	refreshTokenTTL = 24 * time.Hour
-	maxRequestBytes = 64 << 10
 )
 
 // DefaultConfig returns the defaults with every field set.
-func DefaultConfig() Config {
-	return Config{
-		Count:             DefaultCount,
-		Host:              DefaultHost,
-		BaseIP:            DefaultBaseIP,
-		Clock:             clock.Real(),
-		IDPrefix:          DefaultIDPrefix,
-		Password:          DefaultPassword,
-		RebootDuration:    DefaultRebootDuration,
-		AccessTokenTTL:    DefaultAccessTokenTTL,
-		JWTMaxTTL:         DefaultJWTMaxTTL,
-		JWTLeeway:         DefaultJWTLeeway,
-		SlowByteDelay:     DefaultSlowByteDelay,
-		HugeBodyBytes:     DefaultHugeBodyBytes,
-		RedirectURL:       DefaultRedirectURL,
-		ReadHeaderTimeout: DefaultReadHeaderTimeout,
-		IdleTimeout:       DefaultIdleTimeout,
-	}
-}
+func DefaultConfig() Config { return Config{}.withDefaults() }
 
 // Validate reports settings the fleet cannot start with.
 func (c Config) Validate() error {
 	c = c.withDefaults()
-	var errs []error
-	if c.Count < 1 || c.Count > maxCount {
-		errs = append(errs, fmt.Errorf("protorig: Count must be between 1 and %d, got %d", maxCount, c.Count))
-	}
-	if c.Port < 0 || c.Port > 65535 {
-		errs = append(errs, fmt.Errorf("protorig: Port must be between 0 and 65535, got %d", c.Port))
-	}
-	if !c.PerMinerIP && c.Port != 0 && c.Port+c.Count-1 > 65535 {
-		errs = append(errs, fmt.Errorf("protorig: Port %d + Count %d runs past port 65535", c.Port, c.Count))
-	}
-	if c.PerMinerIP {
-		if _, err := minerIPs(c.BaseIP, c.Count); err != nil {
-			errs = append(errs, err)
-		}
-	} else if _, err := netip.ParseAddr(c.Host); err != nil && c.Host != "localhost" {
-		errs = append(errs, fmt.Errorf("protorig: Host must be an IP address or localhost, got %q", c.Host))
-	}
+	var own []error
 	if len(c.Password) < 8 {
-		errs = append(errs, fmt.Errorf("protorig: Password must be at least 8 characters (the contract's minimum)"))
+		own = append(own, fmt.Errorf("protorig: Password must be at least 8 characters (the contract's minimum)"))
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{"RebootDuration", c.RebootDuration}, {"AccessTokenTTL", c.AccessTokenTTL}, {"JWTMaxTTL", c.JWTMaxTTL},
-		{"JWTLeeway", c.JWTLeeway}, {"SlowByteDelay", c.SlowByteDelay},
-		{"ReadHeaderTimeout", c.ReadHeaderTimeout}, {"IdleTimeout", c.IdleTimeout},
-	} {
-		if d.v < 0 {
-			errs = append(errs, fmt.Errorf("protorig: %s must not be negative, got %v", d.name, d.v))
-		}
-	}
-	if c.HugeBodyBytes < 1<<10 {
-		errs = append(errs, fmt.Errorf("protorig: HugeBodyBytes must be at least 1 KiB, got %d", c.HugeBodyBytes))
-	}
-	return errors.Join(errs...)
+	return c.web().Validate(own, httpsim.Duration{Name: "AccessTokenTTL", Value: c.AccessTokenTTL},
+		httpsim.Duration{Name: "JWTMaxTTL", Value: c.JWTMaxTTL}, httpsim.Duration{Name: "JWTLeeway", Value: c.JWTLeeway})
+}
+
+// web is the part of the configuration the rigs' servers share with the other HTTP simulators.
+func (c Config) web() httpsim.Config {
+	return httpsim.Config{Name: "protorig", SkipEnds: true, Count: c.Count, Host: c.Host, Port: c.Port,
+		PerMinerIP: c.PerMinerIP, BaseIP: c.BaseIP, Clock: c.Clock, IDPrefix: c.IDPrefix, TLS: c.TLS,
+		RebootDuration: c.RebootDuration, SlowByteDelay: c.SlowByteDelay, HugeBodyBytes: c.HugeBodyBytes,
+		RedirectURL: c.RedirectURL, ReadHeaderTimeout: c.ReadHeaderTimeout, IdleTimeout: c.IdleTimeout}
 }
 
 func (c Config) withDefaults() Config {
-	d := DefaultConfig()
-	if c.Count == 0 {
-		c.Count = d.Count
-	}
-	if c.Host == "" {
-		c.Host = d.Host
-	}
-	if c.BaseIP == "" {
-		c.BaseIP = d.BaseIP
-	}
-	if c.Clock == nil {
-		c.Clock = d.Clock
-	}
-	if c.IDPrefix == "" {
-		c.IDPrefix = d.IDPrefix
-	}
-	if c.Password == "" {
-		c.Password = d.Password
-	}
-	if c.RebootDuration == 0 {
-		c.RebootDuration = d.RebootDuration
-	}
-	if c.AccessTokenTTL == 0 {
-		c.AccessTokenTTL = d.AccessTokenTTL
-	}
-	if c.JWTMaxTTL == 0 {
-		c.JWTMaxTTL = d.JWTMaxTTL
-	}
-	if c.JWTLeeway == 0 {
-		c.JWTLeeway = d.JWTLeeway
-	}
-	if c.SlowByteDelay == 0 {
-		c.SlowByteDelay = d.SlowByteDelay
-	}
-	if c.HugeBodyBytes == 0 {
-		c.HugeBodyBytes = d.HugeBodyBytes
-	}
-	if c.RedirectURL == "" {
-		c.RedirectURL = d.RedirectURL
-	}
-	if c.ReadHeaderTimeout == 0 {
-		c.ReadHeaderTimeout = d.ReadHeaderTimeout
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = d.IdleTimeout
-	}
+	w := c.web().WithDefaults(DefaultBaseIP, DefaultIDPrefix, DefaultRebootDuration)
+	c.Count, c.Host, c.BaseIP, c.Clock, c.IDPrefix = w.Count, w.Host, w.BaseIP, w.Clock, w.IDPrefix
+	c.RebootDuration, c.SlowByteDelay, c.HugeBodyBytes, c.RedirectURL = w.RebootDuration, w.SlowByteDelay, w.HugeBodyBytes, w.RedirectURL
+	c.ReadHeaderTimeout, c.IdleTimeout = w.ReadHeaderTimeout, w.IdleTimeout
+	c.Password, c.AccessTokenTTL = cmp.Or(c.Password, DefaultPassword), cmp.Or(c.AccessTokenTTL, DefaultAccessTokenTTL)
+	c.JWTMaxTTL, c.JWTLeeway = cmp.Or(c.JWTMaxTTL, DefaultJWTMaxTTL), cmp.Or(c.JWTLeeway, DefaultJWTLeeway)
 	return c
-}
-
-// minerIPs returns n loopback addresses from base on, skipping those ending in .0 or .255.
-func minerIPs(base string, n int) ([]netip.Addr, error) {
-	a, err := netip.ParseAddr(base)
-	if err != nil || !a.Is4() || !netip.MustParsePrefix("127.0.0.0/8").Contains(a) {
-		return nil, fmt.Errorf("protorig: BaseIP must be an IPv4 address in 127.0.0.0/8, got %q", base)
-	}
-	out := make([]netip.Addr, 0, n)
-	for len(out) < n {
-		if !netip.MustParsePrefix("127.0.0.0/8").Contains(a) {
-			return nil, fmt.Errorf("protorig: %d addresses from BaseIP %s run out of 127.0.0.0/8", n, base)
-		}
-		if b := a.As4(); b[3] != 0 && b[3] != 255 {
-			out = append(out, a)
-		}
-		a = a.Next()
-	}
-	return out, nil
 }

@@ -1,49 +1,27 @@
 package protorig
 
 import (
-	"bytes"
-	"context"
 	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hashfleet/hashfleet/miners/sim/internal/httpsim"
 )
-
-type ctxKey struct{}
-
-// reqInfo carries what the auth layer learnt about a request to the write log.
-type reqInfo struct{ principal string }
-
-// minerKey carries the *Miner a request is for: every rig's server sets it as its base context, so one
-// router serves the whole fleet.
-type minerKey struct{}
-
-func minerOf(r *http.Request) *Miner { return r.Context().Value(minerKey{}).(*Miner) }
-
-// minerHandler is a handler method, as a method expression: (*Miner).login.
-type minerHandler func(*Miner, http.ResponseWriter, *http.Request)
 
 // routes builds the fleet's router, shared by every rig.
 func routes() http.Handler {
 	mux := http.NewServeMux()
-	open := func(pattern string, h minerHandler) {
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) { h(minerOf(r), w, r) })
-	}
-	authed := func(pattern string, h minerHandler) {
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			m := minerOf(r)
-			m.requireAuth(func(w http.ResponseWriter, r *http.Request) { h(m, w, r) })(w, r)
-		})
-	}
+	open := func(pattern string, h httpsim.Method[*Miner]) { httpsim.Handle(mux, pattern, h, nil) }
+	authed := func(pattern string, h httpsim.Method[*Miner]) { httpsim.Handle(mux, pattern, h, (*Miner).requireAuth) }
 
 	open("POST /api/v1/auth/login", (*Miner).login)
 	open("POST /api/v1/auth/refresh", (*Miner).refresh)
@@ -79,71 +57,13 @@ func routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		message(w, http.StatusNotFound, "not found (or not simulated): "+r.URL.Path)
 	})
-	return logged(mux)
+	return mux
 }
 
-// logged buffers the request body (bounded) and appends writes to the write log once handled.
-func logged(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m := minerOf(r)
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBytes+1))
-		if err != nil {
-			message(w, http.StatusBadRequest, "read request body: "+err.Error())
-			return
-		}
-		if len(body) > maxRequestBytes {
-			message(w, http.StatusRequestEntityTooLarge, "request body too large")
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		info := &reqInfo{}
-		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, info))
-		sw := &statusWriter{ResponseWriter: w}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead &&
-			r.URL.Path != "/api/v1/auth/login" && r.URL.Path != "/api/v1/auth/refresh" {
-			// Recorded when the status is written, before the reply can reach the caller (a reboot takes
-			// the rig down right after answering).
-			sw.onHeader = func(code int) { m.record(r, body, code, info.principal) }
-		}
-		next.ServeHTTP(sw, r)
-		sw.header(http.StatusOK) // a handler that wrote nothing answered 200
-	})
-}
-
-// statusWriter calls onHeader once, with the status, when the reply starts.
-type statusWriter struct {
-	http.ResponseWriter
-	onHeader func(code int)
-	wrote    bool
-}
-
-func (s *statusWriter) header(code int) {
-	if s.wrote {
-		return
-	}
-	s.wrote = true
-	if s.onHeader != nil {
-		s.onHeader(code)
-	}
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	s.header(code)
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	s.header(http.StatusOK)
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-func info(r *http.Request) *reqInfo {
-	if i, ok := r.Context().Value(ctxKey{}).(*reqInfo); ok {
-		return i
-	}
-	return &reqInfo{}
+// isWrite: the requests the write log records, every one but reads and the login/refresh exchanges.
+func isWrite(r *http.Request) bool {
+	return r.Method != http.MethodGet && r.Method != http.MethodHead &&
+		r.URL.Path != "/api/v1/auth/login" && r.URL.Path != "/api/v1/auth/refresh"
 }
 
 // writeJSON answers with a Content-Length, so a reply flushed before the rig goes down (reboot) is whole.
@@ -213,7 +133,7 @@ func (m *Miner) requireAuth(next http.HandlerFunc) http.HandlerFunc {
 			message(w, http.StatusUnauthorized, "unauthorized: "+err.Error())
 			return
 		}
-		info(r).principal = who
+		httpsim.NoteOf(r).Principal = who
 		next(w, r)
 	}
 }
@@ -316,7 +236,7 @@ func (m *Miner) setAuthKey(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	info(r).principal = who
+	httpsim.NoteOf(r).Principal = who
 	m.mu.Lock()
 	m.rig.authKey = key
 	m.mu.Unlock()
@@ -673,42 +593,16 @@ func (m *Miner) stopMining(w http.ResponseWriter, r *http.Request) {
 
 // reboot answers 202, then takes the rig down for Config.RebootDuration on the injected clock.
 func (m *Miner) reboot(w http.ResponseWriter, r *http.Request) {
-	cfg := m.fleet.cfg
-	m.mu.Lock()
-	m.rig.rebooting = true
-	m.rig.reboots++
-	if m.bootTimer != nil {
-		m.bootTimer.Stop()
-	}
-	m.bootTimer = cfg.Clock.AfterFunc(cfg.RebootDuration, m.bootDone)
-	srv, ln := m.srv, m.ln
-	m.srv, m.ln = nil, nil // down from now on, as far as anyone can see
-	m.mu.Unlock()
-	if ln != nil {
-		_ = ln.Close() // refuse new connections before the answer can prompt one
-	}
-
-	w.Header().Set("Connection", "close")
-	message(w, http.StatusAccepted, "System reboot accepted")
-	_ = http.NewResponseController(w).Flush()
-	if srv != nil {
-		_ = srv.Close() // then drop this connection and any other
-	}
+	m.web.Reboot(w, func(w http.ResponseWriter) { message(w, http.StatusAccepted, "System reboot accepted") }, m.bootDone)
 }
 
+// bootDone is the end of a reboot, before the rig listens again: uptime starts over, the LED is off.
 func (m *Miner) bootDone() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.rig.rebooting {
-		return
-	}
 	now := m.fleet.cfg.Clock.Now()
-	m.rig.rebooting = false
 	m.rig.bootedAt, m.rig.miningSince = now, now
 	m.rig.locateUntil = time.Time{}
-	if m.srv == nil && m.fault != FaultDown {
-		_ = m.listenLocked()
-	}
 }
 
 func (m *Miner) locate(w http.ResponseWriter, r *http.Request) {

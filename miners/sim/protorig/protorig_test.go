@@ -1,7 +1,6 @@
 package protorig
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
@@ -20,70 +19,10 @@ import (
 
 	"github.com/hashfleet/hashfleet/actors/clock"
 	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/hashfleet/hashfleet/miners/internal/simtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// harness is one fleet on a fake clock and a plain HTTP client.
-type harness struct {
-	t     *testing.T
-	clk   *clock.Fake
-	fleet *Fleet
-	cl    *http.Client
-}
-
-func newHarness(t *testing.T, mod func(*Config)) *harness {
-	t.Helper()
-	clk := clock.NewFake(time.Now())
-	cfg := DefaultConfig()
-	cfg.Count, cfg.Clock, cfg.Seed = 3, clk, 7
-	if mod != nil {
-		mod(&cfg)
-	}
-	f, err := Start(cfg)
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	tr := &http.Transport{}
-	h := &harness{t: t, clk: clk, fleet: f, cl: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
-	t.Cleanup(func() {
-		tr.CloseIdleConnections()
-		if err := f.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return h
-}
-
-func (h *harness) do(m *Miner, method, path, token string, body any) (int, []byte) {
-	h.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, "http://"+m.Addr()+path, rd)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := h.cl.Do(req)
-	if err != nil {
-		h.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
-}
-
-func (h *harness) login(m *Miner, pw string) (int, string) {
-	h.t.Helper()
-	code, b := h.do(m, "POST", "/api/v1/auth/login", "", map[string]string{"password": pw})
-	var tok struct {
-		Access string `json:"access_token"`
-	}
-	_ = json.Unmarshal(b, &tok)
-	return code, tok.Access
-}
 
 // eddsaJWT signs a token the way a node would.
 func eddsaJWT(key ed25519.PrivateKey, aud string, iat time.Time, ttl time.Duration) string {
@@ -97,6 +36,35 @@ func eddsaJWT(key ed25519.PrivateKey, aud string, iat time.Time, ttl time.Durati
 func spki(pub ed25519.PublicKey) string {
 	der, _ := x509.MarshalPKIXPublicKey(pub)
 	return base64.StdEncoding.EncodeToString(der)
+}
+
+// harness is one fleet on a fake clock and a plain HTTP client.
+type harness struct{ *simtest.Harness[*Fleet] }
+
+func newHarness(t *testing.T, mod func(*Config)) *harness {
+	return &harness{simtest.Start(t, Start, DefaultConfig(), func(c *Config, clk *clock.Fake) {
+		c.Count, c.Clock, c.Seed = 3, clk, 7
+	}, mod)}
+}
+
+// do sends one request with the bearer token (none when empty) and returns status and body.
+func (h *harness) do(m *Miner, method, path, token string, body any) (int, []byte) {
+	h.T.Helper()
+	if token != "" {
+		token = "Bearer " + token
+	}
+	code, _, b := h.Do(method, "http://"+m.Addr()+path, token, body)
+	return code, b
+}
+
+func (h *harness) login(m *Miner, pw string) (int, string) {
+	h.T.Helper()
+	code, b := h.do(m, "POST", "/api/v1/auth/login", "", map[string]string{"password": pw})
+	var tok struct {
+		Access string `json:"access_token"`
+	}
+	_ = json.Unmarshal(b, &tok)
+	return code, tok.Access
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -122,18 +90,18 @@ func TestConfigValidate(t *testing.T) {
 
 func TestDevicesAndPerMinerIP(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.PerMinerIP, c.BaseIP, c.Count = true, "127.21.0.254", 3 })
-	devs := h.fleet.Devices()
+	devs := h.Fleet.Devices()
 	want := []string{"127.21.0.254", "127.21.1.1", "127.21.1.2"} // .255 and .0 skipped
 	for i, d := range devs {
 		host, _, _ := net.SplitHostPort(d.Address)
 		if host != want[i] || d.Protocol != pb.Protocol_PROTOCOL_PROTO || d.WebAddress != d.Address || d.Serial == "" || d.Mac == "" {
 			t.Errorf("device %d = %v, want host %s", i, d, want[i])
 		}
-		if h.fleet.Miner(d.MinerId) == nil {
+		if h.Fleet.Miner(d.MinerId) == nil {
 			t.Errorf("Miner(%q) = nil", d.MinerId)
 		}
 	}
-	code, b := h.do(h.fleet.Miners()[1], "GET", "/api/v1/pairing/info", "", nil)
+	code, b := h.do(h.Fleet.Miners()[1], "GET", "/api/v1/pairing/info", "", nil)
 	if code != 200 || !strings.Contains(string(b), devs[1].Serial) {
 		t.Fatalf("pairing info = %d %s", code, b)
 	}
@@ -141,7 +109,7 @@ func TestDevicesAndPerMinerIP(t *testing.T) {
 
 func TestLoginAndBearer(t *testing.T) {
 	h := newHarness(t, nil)
-	m := h.fleet.Miners()[0]
+	m := h.Fleet.Miners()[0]
 	if code, _ := h.login(m, "wrong-password"); code != http.StatusUnauthorized {
 		t.Fatalf("wrong password: status %d, want 401", code)
 	}
@@ -156,10 +124,10 @@ func TestLoginAndBearer(t *testing.T) {
 		t.Fatalf("pools with token: %d %s", code, b)
 	}
 	// Another rig's token is refused: secrets are per rig.
-	if code, _ := h.do(h.fleet.Miners()[1], "GET", "/api/v1/pools", tok, nil); code != http.StatusUnauthorized {
+	if code, _ := h.do(h.Fleet.Miners()[1], "GET", "/api/v1/pools", tok, nil); code != http.StatusUnauthorized {
 		t.Fatalf("token of another rig: status %d, want 401", code)
 	}
-	h.clk.Advance(DefaultAccessTokenTTL + time.Second)
+	h.Clock.Advance(DefaultAccessTokenTTL + time.Second)
 	if code, _ := h.do(m, "GET", "/api/v1/pools", tok, nil); code != http.StatusUnauthorized {
 		t.Fatalf("expired token: status %d, want 401", code)
 	}
@@ -167,11 +135,11 @@ func TestLoginAndBearer(t *testing.T) {
 
 func TestPairingAndJWT(t *testing.T) {
 	h := newHarness(t, nil)
-	m := h.fleet.Miners()[0]
+	m := h.Fleet.Miners()[0]
 	serial := m.Snapshot().Serial
 	pub, key, _ := ed25519.GenerateKey(rand.Reader)
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
-	now := h.clk.Now()
+	now := h.Clock.Now()
 
 	if code, _ := h.do(m, "GET", "/api/v1/mining", eddsaJWT(key, serial, now, time.Minute), nil); code != http.StatusUnauthorized {
 		t.Fatalf("JWT before pairing: %d, want 401", code)
@@ -224,7 +192,7 @@ func TestPairingAndJWT(t *testing.T) {
 
 func TestRebootOnInjectedClock(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.RebootDuration = time.Minute })
-	m := h.fleet.Miners()[2]
+	m := h.Fleet.Miners()[2]
 	_, tok := h.login(m, DefaultPassword)
 	if code, _ := h.do(m, "POST", "/api/v1/system/reboot", tok, nil); code != http.StatusAccepted {
 		t.Fatalf("reboot: %d", code)
@@ -235,11 +203,11 @@ func TestRebootOnInjectedClock(t *testing.T) {
 	if _, err := net.DialTimeout("tcp", m.Addr(), time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("dial during reboot: %v, want connection refused", err)
 	}
-	h.clk.Advance(59 * time.Second)
+	h.Clock.Advance(59 * time.Second)
 	if m.Reachable() {
 		t.Fatal("back before RebootDuration")
 	}
-	h.clk.Advance(time.Second)
+	h.Clock.Advance(time.Second)
 	if !m.Reachable() {
 		t.Fatal("not back after RebootDuration")
 	}
@@ -253,11 +221,11 @@ func TestRebootOnInjectedClock(t *testing.T) {
 
 func TestFaultsAndWriteLog(t *testing.T) {
 	h := newHarness(t, nil)
-	m := h.fleet.Miners()[0]
-	if err := h.fleet.SetFault("nope", FaultDown); !errors.Is(err, ErrUnknownMiner) {
+	m := h.Fleet.Miners()[0]
+	if err := h.Fleet.SetFault("nope", FaultDown); !errors.Is(err, ErrUnknownMiner) {
 		t.Fatalf("SetFault unknown: %v", err)
 	}
-	if err := h.fleet.SetFault(m.ID(), FaultDown); err != nil {
+	if err := h.Fleet.SetFault(m.ID(), FaultDown); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := net.DialTimeout("tcp", m.Addr(), time.Second); err == nil {
@@ -272,7 +240,7 @@ func TestFaultsAndWriteLog(t *testing.T) {
 	}
 	_ = m.SetFault(FaultWrongContentType)
 	req, _ := http.NewRequest("GET", "http://"+m.Addr()+"/api/v1/system", nil)
-	resp, err := h.cl.Do(req)
+	resp, err := h.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +252,7 @@ func TestFaultsAndWriteLog(t *testing.T) {
 	_ = m.SetFault(FaultNone)
 
 	_, tok := h.login(m, DefaultPassword)
-	h.clk.Advance(time.Second)
+	h.Clock.Advance(time.Second)
 	if code, _ := h.do(m, "PUT", "/api/v1/mining/target", tok, map[string]int{"power_target_watts": 3000}); code != 200 {
 		t.Fatalf("target: %d", code)
 	}
@@ -294,11 +262,11 @@ func TestFaultsAndWriteLog(t *testing.T) {
 	if code, _ := h.do(m, "POST", "/api/v1/pools", tok, []map[string]any{{"url": "stratum+tcp://a.example:3333", "username": "u", "password": "secret"}}); code != 200 {
 		t.Fatalf("pools: %d", code)
 	}
-	log := h.fleet.WriteLog()
+	log := h.Fleet.WriteLog()
 	if len(log) != 3 {
 		t.Fatalf("write log = %+v, want 3 records", log)
 	}
-	if r := log[0]; r.Path != "/api/v1/mining/target" || r.Params["power_target_watts"] != "3000" || !r.Accepted || r.Principal != "password" || r.Remote == "" || !r.At.Equal(h.clk.Now()) {
+	if r := log[0]; r.Path != "/api/v1/mining/target" || r.Params["power_target_watts"] != "3000" || !r.Accepted || r.Principal != "password" || r.Remote == "" || !r.At.Equal(h.Clock.Now()) {
 		t.Errorf("record 0 = %+v", r)
 	}
 	if log[1].Accepted {
@@ -353,12 +321,12 @@ func TestManyRigs(t *testing.T) {
 		t.Skip("opens 1000 listeners")
 	}
 	h := newHarness(t, func(c *Config) { c.Count, c.PerMinerIP, c.BaseIP = 1000, true, "127.22.0.1" })
-	devs := h.fleet.Devices()
+	devs := h.Fleet.Devices()
 	if len(devs) != 1000 {
 		t.Fatalf("%d devices", len(devs))
 	}
 	for _, i := range []int{0, 499, 999} {
-		if code, _ := h.do(h.fleet.Miner(devs[i].MinerId), "GET", "/api/v1/system", "", nil); code != 200 {
+		if code, _ := h.do(h.Fleet.Miner(devs[i].MinerId), "GET", "/api/v1/system", "", nil); code != 200 {
 			t.Fatalf("rig %d: %d", i, code)
 		}
 	}

@@ -118,8 +118,6 @@ type rig struct {
 	locateUntil        time.Time // zero: off; far future: on until disabled
 	bootedAt           time.Time
 	miningSince        time.Time
-	rebooting          bool
-	reboots            int
 	authKey            ed25519.PublicKey
 	password           string
 	tokenSecret        []byte
@@ -186,8 +184,6 @@ func (g *rig) snapshot(id string, now time.Time) State {
 		IdealHashrateTHs: round2(g.nominalTHs * float64(g.target) / float64(g.defTarget)),
 		Errors:           slices.Clone(g.errors),
 		Locating:         !g.locateUntil.IsZero() && now.Before(g.locateUntil),
-		Rebooting:        g.rebooting,
-		Reboots:          g.reboots,
 		UptimeS:          int64(now.Sub(g.bootedAt) / time.Second),
 		AuthKey:          slices.Clone(g.authKey),
 	}

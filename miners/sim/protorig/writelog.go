@@ -1,11 +1,9 @@
 package protorig
 
 import (
-	"encoding/json"
-	"net/http"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/hashfleet/hashfleet/miners/sim/internal/httpsim"
 )
 
 // WriteRecord is one write a rig received, accepted or not.
@@ -25,60 +23,14 @@ type WriteRecord struct {
 	Accepted  bool // Status is 2xx
 }
 
-func (m *Miner) record(r *http.Request, body []byte, status int, principal string) {
-	params := map[string]string{}
-	for k, vs := range r.URL.Query() {
-		params[k] = strings.Join(vs, ",")
+// records turns the rigs' write logs into WriteRecords.
+func records(ws []httpsim.Write) []WriteRecord {
+	var out []WriteRecord
+	for _, w := range ws {
+		out = append(out, WriteRecord{
+			MinerID: w.MinerID, At: w.At, Method: w.Method, Path: w.Path, Params: w.Params, Remote: w.Remote,
+			Principal: w.Principal, Status: w.Status, Accepted: w.Status >= 200 && w.Status < 300,
+		})
 	}
-	var v any
-	if len(body) > 0 && json.Unmarshal(body, &v) == nil {
-		flatten(params, "", v)
-	} else if len(body) > 0 {
-		params["_body"] = "(not JSON, " + strconv.Itoa(len(body)) + " bytes)"
-	}
-	rec := WriteRecord{
-		MinerID: m.id, At: m.fleet.cfg.Clock.Now(), Method: r.Method, Path: r.URL.Path, Params: params,
-		Remote: r.RemoteAddr, Principal: principal, Status: status, Accepted: status >= 200 && status < 300,
-	}
-	m.mu.Lock()
-	m.log = append(m.log, rec)
-	m.mu.Unlock()
-}
-
-func flatten(out map[string]string, prefix string, v any) {
-	join := func(k string) string {
-		if prefix == "" {
-			return k
-		}
-		return prefix + "." + k
-	}
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			flatten(out, join(k), e)
-		}
-	case []any:
-		for i, e := range x {
-			flatten(out, join(strconv.Itoa(i)), e)
-		}
-	default:
-		key := prefix
-		if key == "" {
-			key = "_"
-		}
-		last := key[strings.LastIndexByte(key, '.')+1:]
-		if strings.Contains(strings.ToLower(last), "pass") {
-			out[key] = "***"
-			return
-		}
-		switch y := x.(type) {
-		case string:
-			out[key] = y
-		case nil:
-			out[key] = "null"
-		default:
-			b, _ := json.Marshal(y)
-			out[key] = string(b)
-		}
-	}
+	return out
 }
