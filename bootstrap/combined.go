@@ -7,17 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"path/filepath"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-	"github.com/hashfleet/hashfleet/actors"
 	"github.com/hashfleet/hashfleet/actors/clock"
 	"github.com/hashfleet/hashfleet/messages/pb"
 	"github.com/hashfleet/hashfleet/miners"
 	"github.com/hashfleet/hashfleet/node"
-	"github.com/hashfleet/hashfleet/node/gate"
 	"github.com/hashfleet/hashfleet/server"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
@@ -117,7 +113,7 @@ func StartCombined(ctx context.Context, opts CombinedOptions) (*Combined, error)
 	c := &Combined{}
 	app := fx.New(
 		fxLogger(opts.Logger),
-		fx.Supply(opts),
+		fx.Supply(opts, opts.env()),
 		fx.Provide(newActorRuntime, newServer, newGatewayListener, newNode, newHTTP),
 		fx.Invoke(func(s *server.Server, n *node.Node, h *httpServer) {
 			c.Server, c.Node = s, n
@@ -136,18 +132,6 @@ func (c *Combined) Stop(ctx context.Context) error {
 	return c.app.Stop(ctx)
 }
 
-// actorRuntime is the ActorSystem and actor metrics node and server share in one process.
-type actorRuntime struct {
-	System  *actor.ActorSystem
-	Metrics *actors.Metrics
-}
-
-func newActorRuntime(lc fx.Lifecycle, o CombinedOptions) *actorRuntime {
-	rt := &actorRuntime{System: actors.NewSystem(o.Logger), Metrics: actors.NewMetrics(o.Registry)}
-	lc.Append(fx.StopHook(rt.System.Shutdown))
-	return rt
-}
-
 func subdir(dataDir, name string) string {
 	if dataDir == "" {
 		return ""
@@ -155,21 +139,17 @@ func subdir(dataDir, name string) string {
 	return filepath.Join(dataDir, name)
 }
 
+func (o CombinedOptions) env() processEnv {
+	return processEnv{Clock: o.Clock, Logger: o.Logger, Registry: o.Registry}
+}
+
 func newServer(lc fx.Lifecycle, o CombinedOptions, rt *actorRuntime) (*server.Server, error) {
-	cfg := server.DefaultConfig()
+	cfg := serverConfig(o.env(), rt, "cloud")
 	cfg.DataDir = subdir(o.DataDir, "cloud")
+	cfg.KeysDir = subdir(o.DataDir, "cloud-keys")
 	cfg.AdminToken = o.AdminToken
-	cfg.Clock = o.Clock
-	cfg.Logger = o.Logger.With(slog.String("half", "cloud"))
-	cfg.Registerer = o.Registry
 	cfg.Combined = true
-	cfg.System, cfg.ActorMetrics = rt.System, rt.Metrics
-	srv, err := server.New(cfg)
-	if err != nil {
-		return nil, err
-	}
-	lc.Append(fx.Hook{OnStart: srv.Start, OnStop: srv.Stop})
-	return srv, nil
+	return startServer(lc, cfg)
 }
 
 // gatewayListener is the in-process gRPC listener the local node dials.
@@ -181,37 +161,9 @@ func newGatewayListener(lc fx.Lifecycle, srv *server.Server) *gatewayListener {
 	gl := &gatewayListener{lis: bufconn.Listen(1 << 20)}
 	gs := grpc.NewServer(srv.GRPCServerOptions()...)
 	pb.RegisterGatewayServer(gs, srv.Gateway())
-	done := make(chan struct{})
-	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error {
-			go func() {
-				defer close(done)
-				_ = gs.Serve(gl.lis)
-			}()
-			return nil
-		},
-		OnStop: func(ctx context.Context) error {
-			stopGRPC(ctx, gs)
-			<-done
-			return nil
-		},
-	})
+	// No drain here: the local node stops before the listener (fx stops in reverse), closing its streams.
+	serveGateway(lc, gl.lis, gs, nil)
 	return gl
-}
-
-// stopGRPC stops gracefully, or hard when ctx ends first.
-func stopGRPC(ctx context.Context, gs *grpc.Server) {
-	stopped := make(chan struct{})
-	go func() {
-		gs.GracefulStop()
-		close(stopped)
-	}()
-	select {
-	case <-stopped:
-	case <-ctx.Done():
-		gs.Stop()
-		<-stopped
-	}
 }
 
 func (gl *gatewayListener) dial(ctx context.Context) (*grpc.ClientConn, error) {
@@ -220,65 +172,24 @@ func (gl *gatewayListener) dial(ctx context.Context) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 }
 
-func newNode(lc fx.Lifecycle, o CombinedOptions, rt *actorRuntime, gl *gatewayListener) (*node.Node, error) {
-	cfg := node.DefaultConfig()
+func newNode(lc fx.Lifecycle, o CombinedOptions, rt *actorRuntime, gl *gatewayListener, srv *server.Server) (*node.Node, error) {
+	cfg := nodeConfig(o.env(), rt, o.PollInterval, "node")
 	cfg.NodeID = LocalNodeID
 	cfg.OrgID = "default"
 	cfg.DataDir = subdir(o.DataDir, "node")
 	cfg.Devices = o.Devices
 	// The local node owns exactly the configured devices; the server registers them from its reports.
 	cfg.AcceptCloudOwnership = false
-	cfg.PollInterval = o.PollInterval
-	cfg.PollJitter = o.PollInterval / 10
 	cfg.Dial = gl.dial
-	// Combined mode: the commands come from this process over an in-process listener.
-	cfg.Verifier = gate.InProcessVerifier{}
+	// The same gate as split mode: every command is verified with the org's ed25519 command keys (the
+	// keyring persisted in the node store, started from the server's public keys at first run).
+	cfg.CommandKeys = srv.Keys().Keys()
 	cfg.DriverFactory = o.DriverFactory
-	cfg.Clock = o.Clock
-	cfg.Logger = o.Logger.With(slog.String("half", "node"))
-	cfg.Registerer = o.Registry
-	cfg.ActorMetrics = rt.Metrics
-	cfg.System = rt.System
-	cfg.SoftwareVersion = Version
-	n, err := node.New(cfg)
-	if err != nil {
-		return nil, err
-	}
-	lc.Append(fx.Hook{OnStart: n.Start, OnStop: n.Stop})
-	return n, nil
-}
-
-type httpServer struct {
-	addr string
+	return startNode(lc, cfg)
 }
 
 func newHTTP(lc fx.Lifecycle, o CombinedOptions, srv *server.Server) (*httpServer, error) {
-	lis, err := net.Listen("tcp", o.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s for the API and UI: %w", o.Listen, err)
-	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn)}
-	done := make(chan struct{})
-	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error {
-			go func() {
-				defer close(done)
-				if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-					o.Logger.Error("HTTP server stopped", slog.Any("err", err))
-				}
-			}()
-			return nil
-		},
-		OnStop: func(ctx context.Context) error {
-			err := hs.Shutdown(ctx)
-			if err != nil {
-				_ = hs.Close()
-			}
-			<-done
-			return err
-		},
-	})
-	return &httpServer{addr: lis.Addr().String()}, nil
+	return serveHTTP(lc, o.Logger, o.Listen, srv.Handler())
 }
 
 // CombinedRunOptions configures `hashfleet combined`.

@@ -35,6 +35,9 @@ type Config struct {
 	// AcceptCloudOwnership makes every HelloAck's device list the node's device set (saved in the store and
 	// used at the next start until the cloud answers). Default true. False keeps Devices whatever the cloud says.
 	AcceptCloudOwnership bool
+	// Candidates are devices the node knows of but does not own until an operator pairs them in the cloud
+	// (split mode's --devices file): each is reported once per start as an EVENT_KIND_DISCOVERED event.
+	Candidates []*pb.Device
 
 	// PollInterval between polls of one miner. Default 5s.
 	PollInterval time.Duration
@@ -68,6 +71,9 @@ type Config struct {
 	Dial func(ctx context.Context) (*grpc.ClientConn, error)
 	// SessionToken returns the stream bearer token; nil sends none (combined mode).
 	SessionToken func() string
+	// Authorize opens a session on each new connection (split mode: uplink.ProofOfPossession). Nil uses
+	// SessionToken.
+	Authorize func(ctx context.Context, conn *grpc.ClientConn) (uplink.Credential, error)
 	// HeartbeatInterval between HeartbeatPings. Default 5s.
 	HeartbeatInterval time.Duration
 	// Backoff is the reconnect policy. Default uplink.DefaultBackoff() (1s → 30s, jitter 0.2, stable 1m).
@@ -75,8 +81,13 @@ type Config struct {
 	// SoftwareVersion is sent in the hello.
 	SoftwareVersion string
 
-	// Verifier checks command signatures. Required with Dial; combined mode uses gate.InProcessVerifier.
+	// Verifier checks command signatures. Nil with Dial: a gate.KeyringVerifier over the org's command keys,
+	// restored from the store, or started from CommandKeys (OrgID is then required).
 	Verifier gate.Verifier
+	// CommandKeys are the org's public command keys the node trusts the first time it runs (what enrollment
+	// delivered); later runs use the keyring persisted in the store, with every announcement and revocation
+	// applied since.
+	CommandKeys []*pb.CommandKey
 	// DriverFactory makes a miner's driver. Required (see DefaultDriverFactory).
 	DriverFactory func(*pb.Device) (miners.Driver, error)
 
@@ -139,6 +150,7 @@ func (c Config) telemetryConfig() telemetry.Config {
 func (c Config) uplinkConfig() uplink.Config {
 	u := uplink.DefaultConfig()
 	u.NodeID, u.Dial, u.SessionToken, u.SoftwareVersion = c.NodeID, c.Dial, c.SessionToken, c.SoftwareVersion
+	u.Authorize = c.Authorize
 	u.HeartbeatInterval, u.Backoff = c.HeartbeatInterval, c.Backoff
 	return u
 }
@@ -186,7 +198,11 @@ func (c Config) Validate() error {
 		if err := c.uplinkConfig().Validate(); err != nil {
 			errs = append(errs, err)
 		}
-		if err := c.gateConfig().Validate(); err != nil {
+		g := c.gateConfig()
+		if g.Verifier == nil && c.OrgID != "" {
+			g.Verifier = gate.InProcessVerifier{} // placeholder: Start builds the KeyringVerifier
+		}
+		if err := g.Validate(); err != nil {
 			errs = append(errs, err)
 		}
 	}

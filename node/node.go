@@ -41,6 +41,7 @@ type Node struct {
 	limiter *miner.Limiter
 
 	batcher, site, gate, uplink *actor.PID
+	keyring                     *gate.KeyringVerifier // nil with Config.Verifier
 }
 
 // New validates cfg and returns a node ready to Start.
@@ -96,6 +97,17 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		owned = append(owned, d.GetMinerId())
 	}
 
+	verifier := cfg.Verifier
+	if verifier == nil && cfg.Dial != nil {
+		kv, err := gate.NewKeyringVerifier(st, cfg.OrgID, cfg.CommandKeys, cfg.Clock, n.log)
+		if err != nil {
+			return err
+		}
+		n.keyring, verifier = kv, kv
+	}
+	gcfg := cfg.gateConfig()
+	gcfg.Verifier = verifier
+
 	n.sys = cfg.System
 	if n.sys == nil {
 		n.sys, n.ownSys = actors.NewSystem(cfg.Logger), true
@@ -126,7 +138,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	})); err != nil {
 		return err
 	}
-	if n.gate, err = spawn("gate", gate.Props(cfg.gateConfig(), gate.Env{
+	if n.gate, err = spawn("gate", gate.Props(gcfg, gate.Env{
 		Store: st, Site: n.site, Sink: n.batcher, Owned: owned, Clock: cfg.Clock, Metrics: gate.NewMetrics(reg),
 		ActorMetrics: am, Logger: cfg.Logger,
 	})); err != nil {
@@ -143,6 +155,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		})); err != nil {
 			return err
 		}
+	}
+	// Devices the node may manage once an operator pairs them: the cloud hears of each as discovered.
+	now := cfg.Clock.Now().UnixMilli()
+	for _, d := range cfg.Candidates {
+		n.sys.Root.Send(n.batcher, &pb.Event{EventId: fmt.Sprintf("discovered/%s/%s/%d", cfg.NodeID, d.GetMinerId(), now),
+			MinerId: d.GetMinerId(), Kind: pb.EventKind_EVENT_KIND_DISCOVERED, AtUnixMs: now, Device: d,
+			Message: "listed in the node's device file; waiting for the operator to pair it"})
 	}
 	n.started = true
 	n.log.Info("node started", slog.Int("miners", len(devices)), slog.Bool("cloud_link", cfg.Dial != nil),
@@ -291,6 +310,18 @@ func (n *Node) Audit(skip, limit int) ([]*pb.AuditRecord, error) {
 		return nil, ErrNotStarted
 	}
 	return st.Audit(skip, limit)
+}
+
+// TrustedKeys returns the command keys the node's keyring holds (trusted and revoked) and their org; ok is
+// false when the node verifies with a Verifier given in its Config.
+func (n *Node) TrustedKeys() (orgID string, keys []*pb.CommandKey, ok bool) {
+	n.mu.Lock()
+	kv := n.keyring
+	n.mu.Unlock()
+	if kv == nil {
+		return "", nil, false
+	}
+	return kv.OrgID(), kv.Snapshot(), true
 }
 
 // System is the node's ActorSystem (nil before Start).

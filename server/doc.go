@@ -6,6 +6,11 @@
 //	browser ═HTTP═▶ [bootstrap http.Server] ─▶ Handler(): /api/v1 (api) ─▶ grains; / (ui)
 //	                                                        grains ─▶ store (Badger on DataDir, or in memory)
 //
+// Split mode (Config.Combined false) adds the node registry (server/registry: enrollment, confirmation,
+// sessions) behind the gateway's Enroll/Challenge/OpenSession and its session authenticator; both modes sign
+// every command with the org's command keys (server/keys, 0600 files in KeysDir), whose rotation and
+// revocation reach every node as signed key commands.
+//
 // Lifecycle: New (open store, build) → Start (spawn actors, load state) → Stop (goaway to every stream,
 // stop actors, close store).
 package server

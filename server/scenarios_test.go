@@ -368,11 +368,11 @@ func TestSplitModeRefusesNodes(t *testing.T) {
 	if err == nil {
 		_, err = st.Recv()
 	}
-	if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "enrollment") {
-		t.Fatalf("split mode stream: %v, want Unauthenticated naming enrollment", err)
+	if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "session token") {
+		t.Fatalf("split mode stream: %v, want Unauthenticated naming the session token", err)
 	}
-	if _, err := h.gw.Enroll(context.Background(), &pb.EnrollRequest{}); status.Code(err) != codes.Unimplemented {
-		t.Fatalf("Enroll: %v, want Unimplemented", err)
+	if _, err := h.gw.Enroll(context.Background(), &pb.EnrollRequest{}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("Enroll without keys: %v, want InvalidArgument", err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,9 +14,13 @@ import (
 	"github.com/hashfleet/hashfleet/actors"
 	"github.com/hashfleet/hashfleet/actors/clock"
 	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/hashfleet/hashfleet/messages/signing"
 	"github.com/hashfleet/hashfleet/server/api"
+	"github.com/hashfleet/hashfleet/server/enroll"
 	"github.com/hashfleet/hashfleet/server/gateway"
 	"github.com/hashfleet/hashfleet/server/grains"
+	"github.com/hashfleet/hashfleet/server/keys"
+	"github.com/hashfleet/hashfleet/server/registry"
 	"github.com/hashfleet/hashfleet/server/store"
 	"github.com/hashfleet/hashfleet/server/ui"
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,10 +48,11 @@ type Config struct {
 	CommandTimeout time.Duration
 	// Combined selects combined mode: the gateway trusts the x-hashfleet-node metadata with no token
 	// (CombinedAuthenticator) and the local node's reported devices are registered to it without pairing.
-	// Only for a gateway listener no other host can reach. Default false.
+	// Only for a gateway listener no other host can reach. Default false: split mode, where nodes enroll
+	// (server/registry) and every stream needs a session token.
 	Combined bool
 	// Authenticator overrides the gateway's authenticator. Nil: CombinedAuthenticator() when Combined,
-	// otherwise every node stream is refused until enrollment exists.
+	// otherwise session tokens (gateway.SessionAuthenticator over the registry).
 	Authenticator gateway.Authenticator
 	// MaxRecvMsgSize bounds one gateway frame in bytes (apply with GRPCServerOptions). Default 4 MiB.
 	MaxRecvMsgSize int
@@ -63,8 +69,18 @@ type Config struct {
 	// ActorMetrics counts actors by kind; pass the process's one when node and server share a registry
 	// (combined mode). Nil: made on Registerer.
 	ActorMetrics *actors.Metrics
-	// Signer signs commands. Nil: unsigned until per-org issuance keys exist.
+	// Signer overrides the command signer (tests). Nil: the org's issuance keys (server/keys) in KeysDir sign
+	// every command, and the key lifecycle API manages them.
 	Signer grains.Signer
+	// KeysDir holds the org's command-issuance keys (0600 files). "" keeps them in memory (tests, demo).
+	KeysDir string
+	// SessionTTL is the lifetime of a node session token (split mode). Default 1h.
+	SessionTTL time.Duration
+	// CodeTTL is the default lifetime of an enrollment code. Default 24h.
+	CodeTTL time.Duration
+	// DebugInject enables POST /api/v1/nodes/{id}/inject (raw commands on a node's stream, to show the
+	// node refuses what it must). Never on in production. Default false.
+	DebugInject bool
 }
 
 // DefaultConfig returns the documented defaults; AdminToken must still be set.
@@ -154,6 +170,8 @@ type Server struct {
 	store     *store.Badger
 	system    *actor.ActorSystem
 	ownSystem bool
+	keys      *keys.Manager      // nil when Config.Signer overrides
+	registry  *registry.Registry // nil in combined mode
 	fleet     *grains.Fleet
 	gw        *gateway.Gateway
 	api       *api.API
@@ -183,25 +201,43 @@ func New(cfg Config) (*Server, error) {
 	if am == nil {
 		am = actors.NewMetrics(cfg.Registerer)
 	}
+	signer := cfg.Signer
+	if signer == nil {
+		if s.keys, err = keys.Open(keys.Config{Dir: cfg.KeysDir, OrgID: cfg.OrgID, Clock: cfg.Clock, Logger: cfg.Logger}, cfg.Clock.Now()); err != nil {
+			s.closeEarly()
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		signer = s.keys
+	}
 	gcfg := grains.DefaultConfig()
 	gcfg.OrgID, gcfg.Store, gcfg.Clock, gcfg.Logger = cfg.OrgID, st, cfg.Clock, log
 	gcfg.Metrics, gcfg.ActorMetrics, gcfg.Supervisor = grains.NewMetrics(cfg.Registerer, cfg.Clock), am, cfg.Supervisor
-	gcfg.StaleAfter, gcfg.CommandTimeout, gcfg.TrustNodeDevices, gcfg.Signer = cfg.StaleAfter, cfg.CommandTimeout, cfg.Combined, cfg.Signer
+	gcfg.StaleAfter, gcfg.CommandTimeout, gcfg.TrustNodeDevices, gcfg.Signer = cfg.StaleAfter, cfg.CommandTimeout, cfg.Combined, signer
+	if s.keys != nil {
+		gcfg.Keys = s.keys
+	}
 	if s.fleet, err = grains.New(gcfg, s.system); err != nil {
 		s.closeEarly()
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	auth := cfg.Authenticator
-	switch {
-	case auth != nil:
-	case cfg.Combined:
-		auth = CombinedAuthenticator()
-	default:
-		auth = gateway.RejectAll()
-		log.Warn("gateway refuses every node stream: enrollment is not implemented yet, run combined mode or set an Authenticator")
-	}
 	wcfg := gateway.DefaultConfig()
-	wcfg.Authenticator, wcfg.MaxRecvMsgSize, wcfg.DrainReconnectAfter = auth, cfg.MaxRecvMsgSize, cfg.DrainReconnectAfter
+	switch {
+	case cfg.Authenticator != nil:
+		wcfg.Authenticator = cfg.Authenticator
+	case cfg.Combined:
+		wcfg.Authenticator = CombinedAuthenticator()
+	}
+	if !cfg.Combined {
+		if s.registry, err = newRegistry(cfg, st, signer); err != nil {
+			s.closeEarly()
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		wcfg.Enrollment, wcfg.Sessions = s.registry, s.registry
+		if wcfg.Authenticator == nil {
+			wcfg.Authenticator = gateway.SessionAuthenticator(s.registry)
+		}
+	}
+	wcfg.MaxRecvMsgSize, wcfg.DrainReconnectAfter = cfg.MaxRecvMsgSize, cfg.DrainReconnectAfter
 	wcfg.Clock, wcfg.Logger, wcfg.Metrics, wcfg.ActorMetrics = cfg.Clock, log, gateway.NewMetrics(cfg.Registerer), am
 	if s.gw, err = gateway.New(wcfg, s.fleet); err != nil {
 		s.closeEarly()
@@ -209,6 +245,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	acfg := api.DefaultConfig()
 	acfg.AdminToken, acfg.MaxBodyBytes, acfg.Clock, acfg.Logger, acfg.Metrics = cfg.AdminToken, cfg.MaxBodyBytes, cfg.Clock, log, api.NewMetrics(cfg.Registerer)
+	acfg.Devices, acfg.DebugInject = s.fleet, cfg.DebugInject
+	if s.registry != nil {
+		acfg.Enrollment = s.registry
+	}
+	if s.keys != nil {
+		acfg.Keys = &keyLifecycle{keys: s.keys, fleet: s.fleet, reg: s.registry, clk: cfg.Clock, org: cfg.OrgID}
+	}
 	if s.api, err = api.New(acfg, s.fleet); err != nil {
 		s.closeEarly()
 		return nil, fmt.Errorf("server: %w", err)
@@ -244,7 +287,8 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("server: start: %w", err)
 	}
 	s.started = true
-	s.log.Info("server started", slog.String("data_dir", s.cfg.DataDir), slog.Bool("combined", s.cfg.Combined))
+	s.log.Info("server started", slog.String("data_dir", s.cfg.DataDir), slog.Bool("combined", s.cfg.Combined),
+		slog.Bool("debug_inject", s.cfg.DebugInject))
 	return nil
 }
 
@@ -296,3 +340,69 @@ func (s *Server) Fleet() *grains.Fleet { return s.fleet }
 
 // Store is the server's store (read-only inspection).
 func (s *Server) Store() store.Store { return s.store }
+
+// Registry is the node registry (nil in combined mode).
+func (s *Server) Registry() *registry.Registry { return s.registry }
+
+// Keys are the org's command-issuance keys (nil when Config.Signer overrides them).
+func (s *Server) Keys() *keys.Manager { return s.keys }
+
+// newRegistry builds split mode's node registry: enrollment codes and the server secret in the store (so
+// codes and sessions survive a restart), challenges in memory (they live a minute).
+func newRegistry(cfg Config, st *store.Badger, signer grains.Signer) (*registry.Registry, error) {
+	secret, err := enroll.LoadOrCreateSecret(st)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := enroll.New(enroll.DefaultConfig(), secret, st, enroll.NewMemStore())
+	if err != nil {
+		return nil, err
+	}
+	rcfg := registry.DefaultConfig()
+	rcfg.OrgID, rcfg.Clock, rcfg.Logger, rcfg.Keys = cfg.OrgID, cfg.Clock, cfg.Logger, signer.Keys
+	if cfg.SessionTTL != 0 {
+		rcfg.SessionTTL = cfg.SessionTTL
+	}
+	if cfg.CodeTTL != 0 {
+		rcfg.CodeTTL = cfg.CodeTTL
+	}
+	return registry.New(rcfg, svc, st)
+}
+
+// keyLifecycle is the API's view of the key lifecycle: changes go through the Org actor, which queues the
+// signed announcement or revocation to every enrolled node and every node it knows.
+type keyLifecycle struct {
+	keys  *keys.Manager
+	fleet *grains.Fleet
+	reg   *registry.Registry
+	clk   clock.Clock
+	org   string
+}
+
+func (k *keyLifecycle) List() []signing.KeyInfo { return k.keys.List(k.clk.Now()) }
+
+func (k *keyLifecycle) nodes() ([]string, error) {
+	if k.reg == nil {
+		return nil, nil
+	}
+	return k.reg.ConfirmedNodes()
+}
+
+func (k *keyLifecycle) Rotate(ctx context.Context, overlap time.Duration) (grains.KeyChange, error) {
+	nodes, err := k.nodes()
+	if err != nil {
+		return grains.KeyChange{}, err
+	}
+	return k.fleet.RotateKeys(ctx, overlap, nodes)
+}
+
+func (k *keyLifecycle) Revoke(ctx context.Context, keyID string) (grains.KeyChange, error) {
+	if !strings.Contains(keyID, "/") {
+		keyID = k.org + "/" + keyID // the local part alone ("k_…")
+	}
+	nodes, err := k.nodes()
+	if err != nil {
+		return grains.KeyChange{}, err
+	}
+	return k.fleet.RevokeKey(ctx, keyID, nodes)
+}

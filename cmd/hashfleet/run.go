@@ -70,6 +70,7 @@ func runMinerSim(ctx context.Context, args []string) error {
 	fs.Int64Var(&o.Sim.Seed, "seed", 1, "seed of the per-miner variation")
 	fs.StringVar(&o.Sim.IDPrefix, "id-prefix", sim.DefaultIDPrefix, "miner id prefix")
 	fs.StringVar(&o.DevicesOut, "devices-out", "", "write the device list (JSON) here for a node's --devices")
+	fs.StringVar(&o.AdminListen, "admin-listen", "", "serve a read-only view of the miners (GET /writes, /miners) on this loopback address")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/hashfleet/hashfleet/messages/pb"
+	"google.golang.org/protobuf/proto"
 )
 
 // input is everything the gate's decision depends on, gathered by the actor.
@@ -22,6 +23,8 @@ type input struct {
 	// executed is the command recorded at cmd's seq when that seq is at or below the mark.
 	executed *pb.AuditRecord
 	owned    func(minerID string) bool
+	// keysSupported: the verifier applies key announcements and revocations (KeyApplier).
+	keysSupported bool
 }
 
 // verdict is the gate's decision on one command.
@@ -33,6 +36,8 @@ type verdict struct {
 	consume bool
 	// dispatch: run it on the miners (code RUNNING).
 	dispatch bool
+	// keys: a key announcement or revocation to apply to the trust store (the actor decides the final code).
+	keys bool
 	// miners is the de-duplicated list of miners named.
 	miners []string
 }
@@ -67,7 +72,12 @@ func decide(in input) verdict {
 		v.code, v.msg = pb.ResultCode_RESULT_CODE_FAILED, "unreadable payload: "+in.payloadErr.Error()
 		return v
 	case p.GetKeyAnnouncement() != nil || p.GetKeyRevocation() != nil:
-		v.code, v.msg = pb.ResultCode_RESULT_CODE_UNSUPPORTED, "key management commands are not supported by this node yet"
+		if !in.keysSupported {
+			v.code, v.msg = pb.ResultCode_RESULT_CODE_UNSUPPORTED, "key management commands need a keyring verifier; this node has none"
+			return v
+		}
+		v.keys = true
+		v.code, v.msg = pb.ResultCode_RESULT_CODE_SUCCEEDED, "key command"
 		return v
 	case p.GetSpec() == nil || p.GetSpec().GetAction() == pb.Action_ACTION_UNSPECIFIED:
 		v.code, v.msg = pb.ResultCode_RESULT_CODE_FAILED, "payload has no action"
@@ -109,4 +119,13 @@ func dedupe(ids []string) []string {
 		out = append(out, id)
 	}
 	return slices.Clip(out)
+}
+
+// payloadOf decodes a command's payload.
+func payloadOf(cmd *pb.ControlCommand) (*pb.CommandPayload, error) {
+	p := &pb.CommandPayload{}
+	if err := proto.Unmarshal(cmd.GetPayload(), p); err != nil {
+		return nil, fmt.Errorf("decode payload of command seq %d: %w", cmd.GetMonotonicSeq(), err)
+	}
+	return p, nil
 }

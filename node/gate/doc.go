@@ -17,6 +17,12 @@
 // payload: the outcome is recorded under the seq, so a re-send gets DUPLICATE with that outcome. Commands that
 // fail authentication (wrong node, bad signature or key, replayed or old seq) never move the mark.
 //
+// The Verifier of a node that talks to a cloud is the KeyringVerifier: an ed25519 signing.Keyring of the org's
+// command keys, persisted in the node store. Key announcements and revocations arrive as commands signed by a
+// trusted key: the gate prepares the change on a copy of the keyring, commits it with the seq mark and the
+// audit record in one transaction (Store.CommitKeyCommand), then installs it, and answers SUCCEEDED or FAILED
+// with the reason. InProcessVerifier (accept everything) remains for tests that exercise the rest of the gate.
+//
 // The gate writes to the store inside Receive on purpose: it is the serialisation point that makes "mark
 // persisted before dispatch" hold, and one fsync per command is cheap next to a command's miner I/O.
 package gate

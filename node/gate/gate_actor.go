@@ -20,6 +20,8 @@ import (
 type Store interface {
 	SeqMark() (uint64, error)
 	CommitCommand(rec *pb.AuditRecord) error
+	// CommitKeyCommand is CommitCommand plus the new keyring snapshot, in one transaction.
+	CommitKeyCommand(rec *pb.AuditRecord, orgID string, keys []*pb.CommandKey) error
 	AppendAudit(rec *pb.AuditRecord) error
 	Command(seq uint64) (*pb.AuditRecord, error)
 	PutResult(r *pb.CommandResultReport) error
@@ -132,6 +134,12 @@ func (g *Gate) onHelloAck(a *pb.HelloAck) {
 	if err := g.env.Store.SetOwnership(a.GetDevices()); err != nil {
 		g.log.Error("cannot save the ownership map", slog.Any("error", err))
 	}
+	if kv, ok := g.cfg.Verifier.(*KeyringVerifier); ok {
+		if ids := kv.Untrusted(a.GetCommandKeys()); len(ids) > 0 {
+			g.log.Warn("the cloud lists command keys this node does not trust; commands signed by them are refused until their signed announcement arrives",
+				slog.Any("keys", ids))
+		}
+	}
 }
 
 func (g *Gate) onCommand(ctx actor.Context, cmd *pb.ControlCommand) {
@@ -143,6 +151,8 @@ func (g *Gate) onCommand(ctx actor.Context, cmd *pb.ControlCommand) {
 	in := input{nodeID: g.cfg.NodeID, cmd: cmd, payload: &pb.CommandPayload{},
 		owned: func(id string) bool { _, ok := g.owned[id]; return ok }}
 	in.payloadErr = proto.Unmarshal(cmd.GetPayload(), in.payload)
+	applier, _ := g.cfg.Verifier.(KeyApplier)
+	in.keysSupported = applier != nil
 	if g.cfg.Verifier == nil {
 		in.verifyErr = fmt.Errorf("%w: %w", ErrBadSignature, ErrNoVerifier)
 	} else {
@@ -169,6 +179,10 @@ func (g *Gate) onCommand(ctx actor.Context, cmd *pb.ControlCommand) {
 		CommandId: cmd.GetCommandId(), Actor: cmd.GetActor(), MonotonicSeq: cmd.GetMonotonicSeq(), KeyId: cmd.GetKeyId(),
 		Signature: cmd.GetSignature(), MinerIds: in.payload.GetMinerIds(), Code: v.code, Message: v.msg,
 		AtUnixMs: now.UnixMilli(), LeaseEpoch: cmd.GetLeaseEpoch(), NodeId: g.cfg.NodeID,
+	}
+	if v.keys {
+		g.onKeyCommand(ctx, replyTo, cmd, rec, applier, log)
+		return
 	}
 	if v.consume {
 		// The mark is on disk before anything runs: a crash after this line never runs the seq twice.
@@ -222,6 +236,46 @@ func (g *Gate) onCommand(ctx actor.Context, cmd *pb.ControlCommand) {
 			log.Error("cannot record the command outcome", slog.Any("error", err))
 		}
 	}
+}
+
+// onKeyCommand applies an authentic, fresh key announcement or revocation: the change is prepared on a copy
+// of the trust store, persisted with the seq mark and the audit record in one transaction, and only then
+// installed. A change the keyring refuses (e.g. announcing a revoked key) consumes the seq as FAILED.
+func (g *Gate) onKeyCommand(ctx actor.Context, replyTo *actor.PID, cmd *pb.ControlCommand, rec *pb.AuditRecord, applier KeyApplier, log *slog.Logger) {
+	change, err := applier.PrepareKeyCommand(cmd)
+	if err != nil {
+		rec.Code, rec.Message = pb.ResultCode_RESULT_CODE_FAILED, "key command not applied: "+err.Error()
+		err = g.env.Store.CommitCommand(rec)
+	} else {
+		rec.Code, rec.Message = pb.ResultCode_RESULT_CODE_SUCCEEDED, change.Summary
+		err = g.env.Store.CommitKeyCommand(rec, change.OrgID, change.Keys)
+	}
+	if err != nil {
+		code := pb.ResultCode_RESULT_CODE_FAILED
+		if errors.Is(err, store.ErrSeqNotAbove) {
+			code = pb.ResultCode_RESULT_CODE_REFUSED_SEQ
+		}
+		log.Error("cannot persist the key command; trust store unchanged", slog.Any("error", err))
+		g.ack(ctx, replyTo, cmd, code, "cannot persist the seq mark: "+err.Error())
+		return
+	}
+	if change != nil {
+		change.Install()
+	}
+	g.env.Metrics.setMark(cmd.GetMonotonicSeq())
+	g.env.Metrics.decision(rec.Code)
+	g.audit(ctx, rec)
+	if rec.Code == pb.ResultCode_RESULT_CODE_SUCCEEDED {
+		log.Info("key command applied", slog.String("change", rec.Message), slog.String("key", cmd.GetKeyId()))
+	} else {
+		log.Warn("key command refused", slog.String("reason", rec.Message))
+	}
+	g.ack(ctx, replyTo, cmd, rec.Code, rec.Message)
+	report := &pb.CommandResultReport{CommandId: cmd.GetCommandId(), MonotonicSeq: cmd.GetMonotonicSeq(), Done: true}
+	if err := g.env.Store.PutResult(report); err != nil {
+		log.Error("cannot record the key command outcome", slog.Any("error", err))
+	}
+	g.send(ctx, replyTo, report)
 }
 
 func (g *Gate) ack(ctx actor.Context, to *actor.PID, cmd *pb.ControlCommand, code pb.ResultCode, msg string) {

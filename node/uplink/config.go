@@ -17,8 +17,15 @@ type Config struct {
 	// mode. It is called once per connection attempt; the Uplink closes what it returns.
 	Dial func(ctx context.Context) (*grpc.ClientConn, error)
 	// SessionToken returns the bearer token for the authorization metadata; nil or "" sends none (combined
-	// mode on an in-process listener).
+	// mode on an in-process listener). Ignored when Authorize is set.
 	SessionToken func() string
+	// Authorize obtains a session on a freshly dialled connection (split mode: Challenge, sign with the
+	// identity key, OpenSession with the api_key; see ProofOfPossession). The token goes in every stream's
+	// metadata and frames; it is refreshed on the same connection once RefreshAt of its lifetime has passed,
+	// and the new token is sent with the next heartbeat. Nil: SessionToken.
+	Authorize func(ctx context.Context, conn *grpc.ClientConn) (Credential, error)
+	// RefreshAt is the fraction of a session's lifetime after which it is refreshed. Default 0.6.
+	RefreshAt float64
 	// SoftwareVersion goes into the hello.
 	SoftwareVersion string
 	// Standby marks this node as the standby of a pair in the hello.
@@ -52,7 +59,14 @@ func DefaultConfig() Config {
 		ResultResendWindow: 30 * time.Second,
 		MaxPendingResults:  100_000,
 		SendQueue:          1024,
+		RefreshAt:          0.6,
 	}
+}
+
+// Credential is a session: the bearer token and when it expires.
+type Credential struct {
+	Token   string
+	Expires time.Time
 }
 
 // Validate reports a configuration an operator must fix.
@@ -72,6 +86,9 @@ func (c Config) Validate() error {
 	}
 	if c.HandshakeTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("uplink: handshake timeout %s must be positive", c.HandshakeTimeout))
+	}
+	if c.Authorize != nil && (c.RefreshAt <= 0 || c.RefreshAt >= 1) {
+		errs = append(errs, fmt.Errorf("uplink: RefreshAt %v must be in (0, 1)", c.RefreshAt))
 	}
 	if c.ResultResendWindow < 0 || c.MaxPendingResults < 1 || c.SendQueue < 16 {
 		errs = append(errs, fmt.Errorf("uplink: resend window %s ≥ 0, max pending results %d ≥ 1, send queue %d ≥ 16 required",

@@ -12,6 +12,9 @@ var (
 	ErrStalled = errors.New("stream stalled")
 	// ErrGoaway: the cloud asked the node to reconnect (shutdown, newer stream for this node).
 	ErrGoaway = errors.New("cloud sent goaway")
+	// ErrSession: the node could not obtain or refresh a session (api_key or identity refused, challenge
+	// failed).
+	ErrSession = errors.New("cannot open a session")
 	// ErrNoDial: the uplink has no Dial function.
 	ErrNoDial = errors.New("no dial function")
 )

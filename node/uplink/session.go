@@ -31,7 +31,8 @@ type session struct {
 	eventsOut    chan *pb.EventBatch
 	heartbeatOut chan *pb.HeartbeatPing
 
-	ack *pb.HelloAck
+	ack  *pb.HelloAck
+	cred Credential // the session Authorize obtained (zero without Authorize)
 }
 
 func newSession(gen uint64, queue int) *session {
@@ -48,28 +49,38 @@ func newSession(gen uint64, queue int) *session {
 // open dials, opens the four streams, sends the hello and waits for the hello_ack. It runs in the connector
 // goroutine; on error the caller closes the session.
 func (s *session) open(cfg Config, hello *pb.ControlHello) error {
-	md := metadata.Pairs("x-hashfleet-node", cfg.NodeID)
-	if cfg.SessionToken != nil {
-		if tok := cfg.SessionToken(); tok != "" {
-			md.Append("authorization", "Bearer "+tok)
-		}
-	}
-	ctx := metadata.NewOutgoingContext(s.ctx, md)
-	hctx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
+	dctx, cancel := context.WithTimeout(s.ctx, cfg.HandshakeTimeout)
 	defer cancel()
-	stop := context.AfterFunc(hctx, func() {
-		// The streams live on ctx, not hctx; a handshake timeout must still unblock Recv below.
-		if hctx.Err() == context.DeadlineExceeded {
+	stop := context.AfterFunc(dctx, func() {
+		// The streams live on s.ctx, not on the handshake deadline; a handshake timeout must still unblock
+		// Recv below.
+		if dctx.Err() == context.DeadlineExceeded {
 			s.cancel()
 		}
 	})
 	defer stop()
 
-	conn, err := cfg.Dial(hctx)
+	conn, err := cfg.Dial(dctx)
 	if err != nil {
 		return fmt.Errorf("dial: %w", err)
 	}
 	s.conn = conn
+	md := metadata.Pairs("x-hashfleet-node", cfg.NodeID)
+	tok := ""
+	switch {
+	case cfg.Authorize != nil:
+		if s.cred, err = cfg.Authorize(dctx, conn); err != nil {
+			return fmt.Errorf("%w: %w", ErrSession, err)
+		}
+		tok = s.cred.Token
+		hello.SessionToken = tok
+	case cfg.SessionToken != nil:
+		tok = cfg.SessionToken()
+	}
+	if tok != "" {
+		md.Append("authorization", "Bearer "+tok)
+	}
+	ctx := metadata.NewOutgoingContext(s.ctx, md)
 	gw := pb.NewGatewayClient(conn)
 	if s.control, err = gw.ControlStream(ctx); err != nil {
 		return fmt.Errorf("open control stream: %w", err)
@@ -79,7 +90,7 @@ func (s *session) open(cfg Config, hello *pb.ControlHello) error {
 	}
 	first, err := s.control.Recv()
 	if err != nil {
-		if hctx.Err() != nil {
+		if dctx.Err() != nil {
 			return fmt.Errorf("%w: no hello_ack within %s", ErrHandshake, cfg.HandshakeTimeout)
 		}
 		return fmt.Errorf("%w: %w", ErrHandshake, err)

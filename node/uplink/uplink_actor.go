@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
@@ -63,17 +64,20 @@ type Uplink struct {
 	rnd *mrand.Rand
 	wg  sync.WaitGroup // every goroutine the actor started
 
-	state    linkState
-	gen      uint64
-	sess     *session
-	since    time.Time
-	upSince  time.Time
-	lastErr  string
-	attempts int
-	retryAt  time.Time
-	retry    clock.Timer
-	hb       clock.Timer
-	lastPong time.Time
+	state      linkState
+	gen        uint64
+	sess       *session
+	since      time.Time
+	upSince    time.Time
+	lastErr    string
+	attempts   int
+	retryAt    time.Time
+	retry      clock.Timer
+	hb         clock.Timer
+	lastPong   time.Time
+	cred       Credential  // the session token of the current connection (Authorize)
+	refresh    clock.Timer // fires when cred should be refreshed
+	refreshing bool
 
 	pending           []*pb.NodeToCloud // acks and results waiting for the link
 	recent            []sentResult      // results written on the current session
@@ -92,6 +96,12 @@ type connectFailed struct {
 	err error
 }
 type heartbeatTick struct{ gen uint64 }
+type refreshTick struct{ gen uint64 }
+type refreshed struct {
+	gen  uint64
+	cred Credential
+	err  error
+}
 
 func newUplink(cfg Config, env Env) *Uplink {
 	return &Uplink{cfg: cfg, env: env, rnd: mrand.New(mrand.NewPCG(env.Seed, 0x5eed)),
@@ -114,6 +124,10 @@ func (u *Uplink) Receive(ctx actor.Context) {
 		u.onSessionEvent(ctx, msg)
 	case heartbeatTick:
 		u.onHeartbeatTick(ctx, msg)
+	case refreshTick:
+		u.onRefreshTick(ctx, msg)
+	case *refreshed:
+		u.onRefreshed(ctx, msg)
 	case *pb.TelemetryBatch:
 		u.onTelemetryBatch(ctx, msg)
 	case *pb.EventBatch:
@@ -191,10 +205,73 @@ func (u *Uplink) epoch() uint64 {
 }
 
 func (u *Uplink) token() string {
+	if u.cfg.Authorize != nil {
+		return u.cred.Token
+	}
 	if u.cfg.SessionToken == nil {
 		return ""
 	}
 	return u.cfg.SessionToken()
+}
+
+// scheduleRefresh arms the session refresh at RefreshAt of the time left on the current credential.
+func (u *Uplink) scheduleRefresh(ctx actor.Context, retry bool) {
+	if u.cfg.Authorize == nil || u.cred.Expires.IsZero() {
+		return
+	}
+	if u.refresh != nil {
+		u.refresh.Stop()
+	}
+	left := u.cred.Expires.Sub(u.env.Clock.Now())
+	d := time.Duration(float64(left) * u.cfg.RefreshAt)
+	if retry {
+		// A failed refresh is retried a few times before the session runs out (the cloud then ends the
+		// streams and the node reconnects with a new session).
+		d = min(max(left/4, time.Second), 30*time.Second)
+	}
+	u.refresh = actors.SendAfter(u.env.Clock, ctx.ActorSystem(), ctx.Self(), max(d, 0), refreshTick{gen: u.gen})
+}
+
+func (u *Uplink) onRefreshTick(ctx actor.Context, t refreshTick) {
+	if t.gen != u.gen || u.state != stateUp || u.refreshing {
+		return
+	}
+	u.refreshing = true
+	sess, authorize, send := u.sess, u.cfg.Authorize, post(ctx)
+	timeout := u.cfg.HandshakeTimeout
+	u.wg.Add(1)
+	go func() {
+		defer u.wg.Done()
+		rctx, cancel := context.WithTimeout(sess.ctx, timeout)
+		defer cancel()
+		cred, err := authorize(rctx, sess.conn)
+		send(&refreshed{gen: sess.gen, cred: cred, err: err})
+	}()
+}
+
+func (u *Uplink) onRefreshed(ctx actor.Context, r *refreshed) {
+	if r.gen != u.gen {
+		return
+	}
+	u.refreshing = false
+	if u.state != stateUp {
+		return
+	}
+	if r.err != nil {
+		u.env.Metrics.attempt("refresh_failed")
+		u.log.Warn("cannot refresh the session; retrying", slog.Any("error", r.err), slog.Time("expires", u.cred.Expires))
+		u.scheduleRefresh(ctx, true)
+		return
+	}
+	u.cred = r.cred
+	u.log.Debug("session refreshed", slog.Time("expires", r.cred.Expires))
+	// The new token reaches the cloud with the next heartbeat; send one now so it does not wait.
+	ping := &pb.HeartbeatPing{NodeId: u.cfg.NodeID, SentAtUnixMs: u.env.Clock.Now().UnixMilli(), LeaseEpoch: u.epoch(), SessionToken: u.token()}
+	if !trySend(u.sess.heartbeatOut, ping) {
+		u.drop(ctx, "stalled", fmt.Errorf("%w: heartbeat", ErrStalled), -1)
+		return
+	}
+	u.scheduleRefresh(ctx, false)
 }
 
 func (u *Uplink) onConnectFailed(ctx actor.Context, f *connectFailed) {
@@ -219,6 +296,8 @@ func (u *Uplink) onConnected(ctx actor.Context, c *connected) {
 	}
 	now := u.env.Clock.Now()
 	u.state, u.since, u.upSince, u.lastPong, u.lastErr = stateUp, now, now, now, ""
+	u.cred = c.sess.cred
+	u.scheduleRefresh(ctx, false)
 	u.connects++
 	u.env.Metrics.attempt("connected")
 	u.env.Metrics.setUp(true)
@@ -409,6 +488,11 @@ func (u *Uplink) drop(ctx actor.Context, reason string, err error, retryIn time.
 		u.hb.Stop()
 		u.hb = nil
 	}
+	if u.refresh != nil {
+		u.refresh.Stop()
+		u.refresh = nil
+	}
+	u.refreshing = false
 	// Results written shortly before the drop may be lost with the stream: they go out again first.
 	u.trimRecent()
 	resend := make([]*pb.NodeToCloud, 0, len(u.recent)+len(u.pending))
@@ -458,6 +542,9 @@ func (u *Uplink) onStopping() {
 	}
 	if u.hb != nil {
 		u.hb.Stop()
+	}
+	if u.refresh != nil {
+		u.refresh.Stop()
 	}
 	if u.sess != nil {
 		if u.state == stateConnecting {

@@ -77,6 +77,7 @@ func New(cfg Config, backend Backend) (*API, error) {
 	a.handle("GET", "/api/v1/commands/{id}", a.getCommand)
 	a.handle("GET", "/api/v1/nodes", a.listNodes)
 	a.handle("GET", "/api/v1/openapi.json", a.openAPI)
+	a.registerSplit()
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s (see /api/v1/openapi.json)", r.Method, r.URL.Path))
 	})

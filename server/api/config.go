@@ -24,6 +24,16 @@ type Config struct {
 	Clock   clock.Clock
 	Logger  *slog.Logger
 	Metrics *Metrics
+	// Enrollment serves enrollment codes, pending nodes, confirmation and the security event log. Nil
+	// (combined mode): those endpoints answer 503.
+	Enrollment Enrollment
+	// Keys serves the command-key lifecycle. Nil: 503.
+	Keys KeyLifecycle
+	// Devices serves pairing, node audit and the signed-command archive. Nil: 503.
+	Devices Devices
+	// DebugInject enables POST /api/v1/nodes/{id}/inject, which writes a raw command on a node's stream (to
+	// show that nodes refuse replayed or forged commands). Default off.
+	DebugInject bool
 }
 
 // DefaultConfig returns the documented defaults; AdminToken must still be set.

@@ -374,6 +374,27 @@ func (s *Service) tokenMAC(body []byte) []byte {
 // ErrBadSession if malformed or tampered, ErrSessionExpired if authentic but expired. The caller still
 // checks the node is not revoked (a token outlives nothing but its TTL).
 func (s *Service) VerifySession(token string, now time.Time) (nodeID string, err error) {
+	nodeID, _, err = s.VerifySessionUntil(token, now)
+	return nodeID, err
+}
+
+// VerifySessionUntil is VerifySession that also returns when the token expires, so a long-lived stream can
+// end with the session.
+func (s *Service) VerifySessionUntil(token string, now time.Time) (nodeID string, expires time.Time, err error) {
+	nodeID, expires, err = s.verifySession(token, now)
+	return nodeID, expires, err
+}
+
+func (s *Service) verifySession(token string, now time.Time) (string, time.Time, error) {
+	nodeID, err := s.verifySessionBody(token, now)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	body, _ := base64.RawURLEncoding.Strict().DecodeString(strings.Split(token, ".")[1])
+	return nodeID, time.UnixMilli(int64(binary.BigEndian.Uint64(body[1:9]))), nil
+}
+
+func (s *Service) verifySessionBody(token string, now time.Time) (nodeID string, err error) {
 	if len(token) > maxTokenLen {
 		return "", fmt.Errorf("enroll: session token too long: %w", ErrBadSession)
 	}

@@ -19,8 +19,13 @@ const DefaultMaxRecvMsgSize = 4 << 20
 // Config configures the gateway.
 type Config struct {
 	// Authenticator decides the node of each stream. Required: TrustNodeMetadata() in combined mode,
-	// RejectAll() until enrollment exists in split mode.
+	// SessionAuthenticator(registry) in split mode.
 	Authenticator Authenticator
+	// Enrollment answers Enroll, Challenge and OpenSession. Nil: they answer Unimplemented (combined mode).
+	Enrollment Enrollment
+	// Sessions, when set, makes session tokens expire on open streams: a node's streams end when its newest
+	// token (from the stream's metadata, or sent in a hello, heartbeat or batch) expires. Split mode sets it.
+	Sessions SessionVerifier
 	// MaxRecvMsgSize bounds one frame in bytes; apply it with ServerOptions. Default 4 MiB.
 	MaxRecvMsgSize int
 	// HelloTimeout: a control stream whose first frame is not here by then is closed. Default 10s (wall
@@ -51,7 +56,7 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if c.Authenticator == nil {
-		errs = append(errs, errors.New("gateway: no Authenticator (TrustNodeMetadata for combined mode, RejectAll until enrollment exists)"))
+		errs = append(errs, errors.New("gateway: no Authenticator (TrustNodeMetadata for combined mode, SessionAuthenticator in split mode)"))
 	}
 	if c.MaxRecvMsgSize < 64<<10 {
 		errs = append(errs, fmt.Errorf("gateway: MaxRecvMsgSize %d is below 64 KiB", c.MaxRecvMsgSize))

@@ -10,12 +10,15 @@
 //	node ══UploadTelemetry/Events══▶ handler ─Ingest─▶ Org ─(applied)─▶ Ack{batch_seq}
 //	node ══Heartbeat══▶ handler ─Heartbeat─▶ Node actor; HeartbeatPong back
 //
-// Identity comes from an Authenticator (TrustNodeMetadata in combined mode, chosen explicitly; RejectAll
-// until enrollment and session tokens exist). Frames are bounded by MaxRecvMsgSize (ServerOptions, default
+// Identity comes from an Authenticator: TrustNodeMetadata in combined mode (chosen explicitly), or
+// SessionAuthenticator in split mode (Bearer session token + x-hashfleet-node; the node must be known,
+// confirmed and not revoked). With Config.Sessions a node's streams also end when its newest session token
+// expires; the node refreshes it before then and sends the new token in its heartbeats, batches and hello. Frames are bounded by MaxRecvMsgSize (ServerOptions, default
 // 4 MiB); oversized, malformed and out-of-protocol frames end the stream with a status that says what was
 // wrong, and count in hashfleet_server_gateway_rejected_total. Every handler and reader goroutine is counted;
 // Drain sends ControlGoaway to every control stream first, gives nodes DrainGrace to close their other
 // streams themselves (so a node sees the goaway, not a stream error), then ends the rest with Unavailable
 // and waits for every goroutine.
-// Enroll, Challenge and OpenSession answer Unimplemented until enrollment exists.
+// Enroll, Challenge and OpenSession are delegated to Config.Enrollment (server/registry); without one (combined
+// mode) they answer Unimplemented.
 package gateway

@@ -45,6 +45,7 @@ type Gateway struct {
 	drain        chan struct{}
 	control      sync.WaitGroup // control stream handlers
 	wg           sync.WaitGroup // every handler and reader
+	sess         *sessions
 }
 
 var _ pb.GatewayServer = (*Gateway)(nil)
@@ -64,7 +65,7 @@ func New(cfg Config, fleet Fleet) (*Gateway, error) {
 		return nil, errors.New("gateway: fleet is required")
 	}
 	return &Gateway{cfg: cfg, fleet: fleet, log: cfg.Logger, clk: cfg.Clock, drainControl: make(chan struct{}),
-		drain: make(chan struct{})}, nil
+		drain: make(chan struct{}), sess: newSessions()}, nil
 }
 
 // enter counts a stream handler in, unless the gateway drains.
@@ -224,11 +225,19 @@ func (g *Gateway) ControlStream(stream grpc.BidiStreamingServer[pb.NodeToCloud, 
 	if err != nil {
 		return err
 	}
+	w, err := g.watch(ctx, node)
+	if err != nil {
+		return err
+	}
+	defer w.stop()
 	rd := startReader(g, stream.Recv)
 	defer close(rd.stop)
 
 	hello, err := g.awaitHello(ctx, rd, node)
 	if err != nil {
+		return err
+	}
+	if err := g.refresh(ctx, kind, node, hello.GetSessionToken()); err != nil {
 		return err
 	}
 	nodePID, err := g.fleet.NodePID(ctx, node)
@@ -276,6 +285,11 @@ func (g *Gateway) ControlStream(stream grpc.BidiStreamingServer[pb.NodeToCloud, 
 		case err := <-rd.errc:
 			end("stream ended")
 			return g.recvError(kind, node, err)
+		case <-w.C():
+			if err := w.expired(kind); err != nil {
+				end("session expired")
+				return err
+			}
 		case <-g.drainControl:
 			end("server draining")
 			if err := flush(stream, b); err != nil {
@@ -356,7 +370,7 @@ func frameName(f *pb.NodeToCloud) string {
 // UploadTelemetry applies each batch and acks it by batch_seq once applied (a duplicate is acked again and
 // not applied twice). A batch the store could not take is answered FAILED so the node keeps it.
 func (g *Gateway) UploadTelemetry(stream grpc.BidiStreamingServer[pb.TelemetryBatch, pb.Ack]) error {
-	return upload(g, "telemetry", stream, func(b *pb.TelemetryBatch) string { return b.GetNodeId() },
+	return upload(g, "telemetry", stream, func(b *pb.TelemetryBatch) (string, string) { return b.GetNodeId(), b.GetSessionToken() },
 		func(ctx context.Context, node string, b *pb.TelemetryBatch) (grains.IngestResult, error) {
 			return g.fleet.IngestTelemetry(ctx, node, b)
 		}, func(b *pb.TelemetryBatch) uint64 { return b.GetBatchSeq() })
@@ -364,13 +378,13 @@ func (g *Gateway) UploadTelemetry(stream grpc.BidiStreamingServer[pb.TelemetryBa
 
 // UploadEvents is UploadTelemetry for event batches.
 func (g *Gateway) UploadEvents(stream grpc.BidiStreamingServer[pb.EventBatch, pb.Ack]) error {
-	return upload(g, "events", stream, func(b *pb.EventBatch) string { return b.GetNodeId() },
+	return upload(g, "events", stream, func(b *pb.EventBatch) (string, string) { return b.GetNodeId(), b.GetSessionToken() },
 		func(ctx context.Context, node string, b *pb.EventBatch) (grains.IngestResult, error) {
 			return g.fleet.IngestEvents(ctx, node, b)
 		}, func(b *pb.EventBatch) uint64 { return b.GetBatchSeq() })
 }
 
-func upload[B any](g *Gateway, kind string, stream grpc.BidiStreamingServer[B, pb.Ack], nodeOf func(*B) string,
+func upload[B any](g *Gateway, kind string, stream grpc.BidiStreamingServer[B, pb.Ack], nodeOf func(*B) (node, token string),
 	ingest func(context.Context, string, *B) (grains.IngestResult, error), seqOf func(*B) uint64) error {
 	if err := g.enter(kind); err != nil {
 		return err
@@ -381,13 +395,26 @@ func upload[B any](g *Gateway, kind string, stream grpc.BidiStreamingServer[B, p
 	if err != nil {
 		return err
 	}
+	w, err := g.watch(ctx, node)
+	if err != nil {
+		return err
+	}
+	defer w.stop()
 	rd := startReader(g, stream.Recv)
 	defer close(rd.stop)
 	for {
 		select {
+		case <-w.C():
+			if err := w.expired(kind); err != nil {
+				return err
+			}
 		case b := <-rd.frames:
-			if n := nodeOf(b); n != "" && n != node {
+			n, tok := nodeOf(b)
+			if n != "" && n != node {
 				return g.protocolError(kind, node, codes.PermissionDenied, "batch names node %q but the stream is authenticated as %q", n, node)
+			}
+			if err := g.refresh(ctx, kind, node, tok); err != nil {
+				return err
 			}
 			seq := seqOf(b)
 			ack := &pb.Ack{BatchSeq: seq, Code: pb.ResultCode_RESULT_CODE_SUCCEEDED}
@@ -425,6 +452,11 @@ func (g *Gateway) Heartbeat(stream grpc.BidiStreamingServer[pb.HeartbeatPing, pb
 	if err != nil {
 		return err
 	}
+	w, err := g.watch(ctx, node)
+	if err != nil {
+		return err
+	}
+	defer w.stop()
 	nodePID, err := g.fleet.NodePID(ctx, node)
 	if err != nil {
 		return status.Errorf(codes.Unavailable, "node %s: %v", node, err)
@@ -434,9 +466,16 @@ func (g *Gateway) Heartbeat(stream grpc.BidiStreamingServer[pb.HeartbeatPing, pb
 	defer close(rd.stop)
 	for {
 		select {
+		case <-w.C():
+			if err := w.expired(kind); err != nil {
+				return err
+			}
 		case p := <-rd.frames:
 			if n := p.GetNodeId(); n != "" && n != node {
 				return g.protocolError(kind, node, codes.PermissionDenied, "ping names node %q but the stream is authenticated as %q", n, node)
+			}
+			if err := g.refresh(ctx, kind, node, p.GetSessionToken()); err != nil {
+				return err
 			}
 			now := g.clk.Now()
 			root.Send(nodePID, &grains.Heartbeat{At: now, Ping: p})

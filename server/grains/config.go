@@ -12,12 +12,15 @@ import (
 	"github.com/hashfleet/hashfleet/server/store"
 )
 
-// Signer signs commands before they are persisted and sent, and names the keys nodes verify them with.
-// The command-issuance keys (per org, rotating) are a later issue; a nil Signer sends unsigned commands.
+// Signer signs commands before they are persisted and sent, and names the keys nodes verify them with
+// (server/keys.Manager, or OrgKeysSigner). A nil Signer sends unsigned commands (only tests do that).
 type Signer interface {
 	// Sign fills cmd.KeyId and cmd.Signature over (actor, node_id, monotonic_seq, key_id, lease_epoch,
-	// idempotency_key, payload).
+	// idempotency_key, payload) with the org's active key.
 	Sign(cmd *pb.ControlCommand) error
+	// SignWith signs with the named key, which must still be usable (a rotation's announcement is signed by
+	// the key nodes already trust).
+	SignWith(keyID string, cmd *pb.ControlCommand) error
 	// Keys are the public keys sent in HelloAck.command_keys.
 	Keys() []*pb.CommandKey
 }
@@ -50,8 +53,10 @@ type Config struct {
 	// TrustNodeDevices registers the devices a node reports (DISCOVERED events, telemetry) as owned by it
 	// without operator confirmation. Combined mode sets it: the local node is trusted. Default false.
 	TrustNodeDevices bool
-	// Signer signs commands. Nil: unsigned (until per-org issuance keys exist).
+	// Signer signs commands. Nil: unsigned (tests only).
 	Signer Signer
+	// Keys rotates and revokes the org's issuance keys (API key lifecycle). Nil: refused.
+	Keys KeyIssuer
 	// RequestTimeout bounds a call from outside the actors (API handler, gateway) when its context has no
 	// deadline. Default 5s.
 	RequestTimeout time.Duration

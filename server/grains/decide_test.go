@@ -85,7 +85,9 @@ func TestPlanEvents(t *testing.T) {
 		return &pb.Event{Kind: pb.EventKind_EVENT_KIND_STATE_CHANGE, MinerId: id, ToState: pb.MinerState_MINER_STATE_STOPPED}
 	}
 	p := planEvents("n1", []*pb.Event{disc("a", "1.1.1.1:4028"), disc("a", "2.2.2.2:4028"), disc("b", "x"), disc("c", "3.3.3.3:4028"),
-		state("a"), state("b"), state("c"), {Kind: pb.EventKind_EVENT_KIND_COMMAND_AUDIT}}, lookupOf(known), true, t0)
+		state("a"), state("b"), state("c"), {Kind: pb.EventKind_EVENT_KIND_NODE_METRICS},
+		{Kind: pb.EventKind_EVENT_KIND_COMMAND_AUDIT, Audit: &pb.AuditRecord{MonotonicSeq: 4, NodeId: "spoofed", Code: pb.ResultCode_RESULT_CODE_REFUSED_SEQ}},
+		{Kind: pb.EventKind_EVENT_KIND_COMMAND_AUDIT}}, lookupOf(known), true, t0)
 	if len(p.devices) != 2 || p.devices[0].GetAddress() != "2.2.2.2:4028" || p.devices[1].GetMinerId() != "c" || p.devices[1].GetNodeId() != "n1" {
 		t.Fatalf("devices %v", p.devices)
 	}
@@ -95,12 +97,20 @@ func TestPlanEvents(t *testing.T) {
 	if len(p.states) != 2 || p.states[0].miner != "a" || p.states[1].miner != "c" || !p.states[0].at.Equal(t0) {
 		t.Fatalf("states %v", p.states)
 	}
-	if p.counts[resUnowned] != 2 || p.counts[resIgnored] != 1 {
+	if p.counts[resUnowned] != 2 || p.counts[resIgnored] != 1 || p.counts[resInvalid] != 1 {
 		t.Fatalf("counts %v", p.counts)
+	}
+	// A node's audit record is kept as the node it came from, whatever node it names.
+	if len(p.audit) != 1 || p.audit[0].GetNodeId() != "n1" || p.audit[0].GetMonotonicSeq() != 4 || p.audit[0].GetAtUnixMs() != t0.UnixMilli() {
+		t.Fatalf("audit %v", p.audit)
 	}
 	p = planEvents("n1", []*pb.Event{disc("z", "x")}, lookupOf(known), false, t0)
 	if len(p.devices) != 0 || p.counts[resUnpaired] != 1 {
 		t.Fatalf("untrusted discovery registered: %v %v", p.devices, p.counts)
+	}
+	// ... but waits for the operator to pair it, stamped with the reporting node.
+	if len(p.pending) != 1 || p.pending[0].GetMinerId() != "z" || p.pending[0].GetNodeId() != "n1" {
+		t.Fatalf("pending %v", p.pending)
 	}
 }
 

@@ -22,6 +22,13 @@ var (
 	ErrNotRunning = errors.New("fleet not running")
 	// ErrStore: the store refused a write; the caller should retry (a node re-sends its batch).
 	ErrStore = errors.New("store write failed")
+	// ErrKeys: a key rotation or revocation was refused (no active key would remain, bad overlap, the key
+	// file could not be written).
+	ErrKeys = errors.New("command key change refused")
+	// ErrUnknownKey: no command-issuance key with that id.
+	ErrUnknownKey = errors.New("unknown command key")
+	// ErrNotConnected: the node has no live control stream.
+	ErrNotConnected = errors.New("node not connected")
 )
 
 // UnknownMinersError names the miners a command refers to that the org does not know. It wraps

@@ -12,6 +12,7 @@ import (
 	"github.com/hashfleet/hashfleet/actors"
 	"github.com/hashfleet/hashfleet/actors/clock"
 	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/hashfleet/hashfleet/server/store"
 )
 
 // Fleet owns the org's actor tree and is how code outside the actors (the API, the gateway) talks to it.
@@ -203,3 +204,46 @@ func (f *Fleet) Nodes(ctx context.Context) (NodesPage, error) {
 
 // Metrics are the fleet's series.
 func (f *Fleet) Metrics() *Metrics { return f.cfg.Metrics }
+
+// RotateKeys rotates the org's command-issuance key (the current key retires after overlap) and queues the
+// signed announcement to every node in nodes and every node the org knows.
+func (f *Fleet) RotateKeys(ctx context.Context, overlap time.Duration, nodes []string) (KeyChange, error) {
+	return ask[KeyChange](ctx, f, toOrg, &rotateKeys{overlap: overlap, nodes: nodes})
+}
+
+// RevokeKey revokes a command-issuance key for good and queues the signed revocation to every node in nodes
+// and every node the org knows. Errors wrap ErrUnknownKey or ErrKeys.
+func (f *Fleet) RevokeKey(ctx context.Context, keyID string, nodes []string) (KeyChange, error) {
+	return ask[KeyChange](ctx, f, toOrg, &revokeKey{keyID: keyID, nodes: nodes})
+}
+
+// PairDevices makes devices node reported (PendingDevices) owned by it: the operator's pairing. The node is
+// sent its new ownership map at once if it is connected. Errors wrap ErrUnknownMiner or ErrInvalidNode.
+func (f *Fleet) PairDevices(ctx context.Context, node string, minerIDs []string) error {
+	_, err := ask[okReply](ctx, f, toOrg, &pairDevices{node: node, minerIDs: minerIDs})
+	return err
+}
+
+// InjectCommand writes cmd on node's live control stream exactly as given: no seq, no signature, no
+// tracking. It is how tests and `hashfleet server --debug-inject` show that a node refuses what the cloud
+// did not sign for it. Errors wrap ErrNotConnected.
+func (f *Fleet) InjectCommand(ctx context.Context, node string, cmd *pb.ControlCommand) error {
+	if err := store.ValidNodeID(node); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidNode, err)
+	}
+	_, err := ask[okReply](ctx, f, toOrg, &injectCommand{node: node, cmd: cmd})
+	return err
+}
+
+// PendingDevices lists devices nodes reported that no operator has paired.
+func (f *Fleet) PendingDevices() ([]*pb.Device, error) { return f.cfg.Store.PendingDevices() }
+
+// NodeAudit returns the newest limit records of a node's CommandGate audit, as the node reported them.
+func (f *Fleet) NodeAudit(node string, limit int) ([]*pb.AuditRecord, error) {
+	return f.cfg.Store.NodeAudit(node, limit)
+}
+
+// SentCommand returns the signed command node was sent at seq; an error wrapping store.ErrNotFound if none.
+func (f *Fleet) SentCommand(node string, seq uint64) (*pb.ControlCommand, error) {
+	return f.cfg.Store.SentCommand(node, seq)
+}

@@ -84,14 +84,18 @@ func planTelemetry(node string, samples []*pb.Telemetry, lookup lookupFunc, trus
 
 type eventsPlan struct {
 	devices []*pb.Device // new or changed registrations
+	pending []*pb.Device // discovered by an untrusted node, waiting for the operator to pair them
+	audit   []*pb.AuditRecord
 	isNew   map[string]bool
 	states  []stateChange
 	counts  map[string]int
 }
 
 // planEvents decides what a batch of events from node changes. DISCOVERED registers the device to node when
-// trust is set (or refreshes its address and identity when node already owns it); STATE_CHANGE updates an
-// owned miner's state. Other kinds are counted and ignored until audit backfill exists.
+// trust is set (or refreshes its address and identity when node already owns it), and otherwise records it
+// as pending until an operator pairs it; STATE_CHANGE updates an owned miner's state; COMMAND_AUDIT keeps the
+// node's gate audit record (stamped with the node the stream is authenticated as, whatever it claims).
+// Other kinds are counted and ignored.
 func planEvents(node string, events []*pb.Event, lookup lookupFunc, trust bool, now time.Time) eventsPlan {
 	p := eventsPlan{isNew: map[string]bool{}, counts: map[string]int{}}
 	overlay := map[string]int{} // miner → index into p.devices
@@ -120,6 +124,7 @@ func planEvents(node string, events []*pb.Event, lookup lookupFunc, trust bool, 
 				p.counts[resUnowned]++
 				continue
 			case !ok && !trust:
+				p.pending = append(p.pending, d)
 				p.counts[resUnpaired]++
 				continue
 			case ok && proto.Equal(cur, d):
@@ -151,6 +156,19 @@ func planEvents(node string, events []*pb.Event, lookup lookupFunc, trust bool, 
 				at = time.UnixMilli(ms)
 			}
 			p.states = append(p.states, stateChange{miner: id, state: ev.GetToState(), at: at})
+			p.counts[resApplied]++
+		case pb.EventKind_EVENT_KIND_COMMAND_AUDIT:
+			a := ev.GetAudit()
+			if a == nil {
+				p.counts[resInvalid]++
+				continue
+			}
+			a = proto.Clone(a).(*pb.AuditRecord)
+			a.NodeId = node
+			if a.AtUnixMs <= 0 {
+				a.AtUnixMs = now.UnixMilli()
+			}
+			p.audit = append(p.audit, a)
 			p.counts[resApplied]++
 		default:
 			p.counts[resIgnored]++

@@ -58,6 +58,22 @@ type ingestEvents struct {
 }
 type issueCommand struct{ req CommandRequest }
 type registerDevices struct{ devices []*pb.Device }
+type pairDevices struct {
+	node     string
+	minerIDs []string
+}
+type rotateKeys struct {
+	overlap time.Duration
+	nodes   []string
+}
+type revokeKey struct {
+	keyID string
+	nodes []string
+}
+type injectCommand struct {
+	node string
+	cmd  *pb.ControlCommand
+}
 type orgReady struct{}
 type okReply struct{}
 
@@ -69,6 +85,12 @@ type enqueueCommand struct {
 	minerIDs  []string
 	spec      *pb.CommandSpec
 	issuedAt  time.Time
+	// keys, when set, is a key-management payload (a serialized CommandPayload with a KeyAnnouncement or
+	// KeyRevocation) sent instead of miner_ids/spec; signWith names the key that must sign it ("" = active).
+	// Key commands are not operator commands: the CommandTracker does not track them and they stay queued
+	// until the node answers, however long it is away.
+	keys     []byte
+	signWith string
 }
 type addDevices struct{ devices []*pb.Device }
 type dropCommand struct {

@@ -40,6 +40,11 @@ type Node struct {
 type queued struct {
 	cmd      *pb.ControlCommand // immutable once queued: it may be on its way to the wire
 	minerIDs []string
+	key      bool // a key announcement or revocation: not an operator command, not tracked
+}
+
+func isKeyPayload(p *pb.CommandPayload) bool {
+	return p.GetKeyAnnouncement() != nil || p.GetKeyRevocation() != nil
 }
 
 func newNode(id string, cfg *Config, tracker, view *actor.PID) *Node {
@@ -70,7 +75,10 @@ func (n *Node) Receive(ctx actor.Context) {
 		for _, d := range m.devices {
 			n.devices[d.GetMinerId()] = d
 		}
+		n.sendOwnership(ctx)
 		n.pushStatus(ctx)
+	case *injectCommand:
+		n.onInject(ctx, m)
 	default:
 		n.log.Warn("node: unexpected message", slog.String("type", fmt.Sprintf("%T", m)))
 	}
@@ -92,8 +100,11 @@ func (n *Node) onStarted(ctx actor.Context) {
 			_ = n.cfg.Store.Dequeue(n.id, c.GetMonotonicSeq())
 			continue
 		}
-		n.queue[c.GetMonotonicSeq()] = &queued{cmd: c, minerIDs: p.GetMinerIds()}
-		ctx.Request(n.tracker, &commandIssued{commandID: c.GetCommandId(), node: n.id, seq: c.GetMonotonicSeq()})
+		q := &queued{cmd: c, minerIDs: p.GetMinerIds(), key: isKeyPayload(&p)}
+		n.queue[c.GetMonotonicSeq()] = q
+		if !q.key {
+			ctx.Request(n.tracker, &commandIssued{commandID: c.GetCommandId(), node: n.id, seq: c.GetMonotonicSeq()})
+		}
 	}
 	devs, err := n.cfg.Store.Devices()
 	if err != nil {
@@ -138,11 +149,7 @@ func (n *Node) onAttach(ctx actor.Context, m *AttachSession) {
 		}
 		n.lastSeq = last
 	}
-	ack := &pb.HelloAck{NodeId: n.id, NextSeq: n.lastSeq + 1, Devices: n.deviceList()}
-	if s := n.cfg.Signer; s != nil {
-		ack.CommandKeys = s.Keys()
-	}
-	ctx.Send(n.session, &SendFrame{Frame: &pb.CloudToNode{Msg: &pb.CloudToNode_HelloAck{HelloAck: ack}}})
+	ctx.Send(n.session, &SendFrame{Frame: n.helloAck()})
 	resend := n.resendAfter(m.Hello.GetLastSeq())
 	for _, seq := range resend {
 		n.send(ctx, n.queue[seq])
@@ -162,6 +169,36 @@ func (n *Node) resendAfter(last uint64) []uint64 {
 	}
 	slices.Sort(out)
 	return out
+}
+
+func (n *Node) helloAck() *pb.CloudToNode {
+	ack := &pb.HelloAck{NodeId: n.id, NextSeq: n.lastSeq + 1, Devices: n.deviceList()}
+	if s := n.cfg.Signer; s != nil {
+		ack.CommandKeys = s.Keys()
+	}
+	return &pb.CloudToNode{Msg: &pb.CloudToNode_HelloAck{HelloAck: ack}}
+}
+
+// sendOwnership tells a connected node its ownership map changed (a pairing): a HelloAck on the live stream
+// replaces the node's device set, as the one after hello did.
+func (n *Node) sendOwnership(ctx actor.Context) {
+	if n.session != nil {
+		ctx.Send(n.session, &SendFrame{Frame: n.helloAck()})
+	}
+}
+
+// onInject writes a command to the live stream as is, without queueing, signing or tracking it. It exists
+// to prove the node's gate (tests, and `hashfleet server --debug-inject`): a node must refuse anything the
+// cloud did not sign for it with a fresh seq, whoever sends it.
+func (n *Node) onInject(ctx actor.Context, m *injectCommand) {
+	if n.session == nil {
+		ctx.Respond(fmt.Errorf("%w: %s", ErrNotConnected, n.id))
+		return
+	}
+	n.log.Warn("injecting a raw command on the node's stream", slog.String("command", m.cmd.GetCommandId()),
+		slog.Uint64("seq", m.cmd.GetMonotonicSeq()), slog.String("key", m.cmd.GetKeyId()))
+	ctx.Send(n.session, &SendFrame{Frame: &pb.CloudToNode{Msg: &pb.CloudToNode_Command{Command: m.cmd}}})
+	ctx.Respond(okReply{})
 }
 
 func (n *Node) deviceList() []*pb.Device {
@@ -199,32 +236,45 @@ func (n *Node) onHeartbeat(ctx actor.Context, m *Heartbeat) {
 
 func (n *Node) onEnqueue(ctx actor.Context, m *enqueueCommand) {
 	seq := n.lastSeq + 1
-	payload, err := proto.Marshal(&pb.CommandPayload{MinerIds: m.minerIDs, Spec: m.spec})
+	key := m.keys != nil
+	payload, err := m.keys, error(nil)
+	if !key {
+		payload, err = proto.Marshal(&pb.CommandPayload{MinerIds: m.minerIDs, Spec: m.spec})
+	}
 	if err == nil {
 		cmd := &pb.ControlCommand{CommandId: m.commandID, Actor: m.actor, NodeId: n.id, MonotonicSeq: seq,
 			LeaseEpoch: n.hello.GetLeaseEpoch(), IdempotencyKey: m.commandID, Payload: payload,
 			IssuedAtUnixMs: m.issuedAt.UnixMilli()}
 		if s := n.cfg.Signer; s != nil {
-			err = s.Sign(cmd)
+			if m.signWith != "" {
+				err = s.SignWith(m.signWith, cmd)
+			} else {
+				err = s.Sign(cmd)
+			}
 		}
 		if err == nil {
 			err = n.cfg.Store.Enqueue(n.id, cmd)
 		}
 		if err == nil {
 			n.lastSeq = seq
-			q := &queued{cmd: cmd, minerIDs: m.minerIDs}
+			q := &queued{cmd: cmd, minerIDs: m.minerIDs, key: key}
 			n.queue[seq] = q
-			ctx.Request(n.tracker, &commandIssued{commandID: m.commandID, node: n.id, seq: seq})
+			if !key {
+				ctx.Request(n.tracker, &commandIssued{commandID: m.commandID, node: n.id, seq: seq})
+			}
 			n.log.Info("command queued", slog.String("command", m.commandID), slog.Uint64("seq", seq),
-				slog.Int("miners", len(m.minerIDs)), slog.Bool("connected", n.session != nil))
+				slog.Int("miners", len(m.minerIDs)), slog.Bool("key_command", key), slog.String("key", cmd.GetKeyId()),
+				slog.Bool("connected", n.session != nil))
 			n.send(ctx, q)
 			n.pushStatus(ctx)
 			return
 		}
 	}
-	n.log.Error("could not queue command", slog.String("command", m.commandID), slog.Any("err", err))
-	ctx.Send(n.tracker, &commandAcked{commandID: m.commandID, node: n.id, minerIDs: m.minerIDs,
-		code: pb.ResultCode_RESULT_CODE_FAILED, message: "cloud could not queue the command: " + err.Error()})
+	n.log.Error("could not queue command", slog.String("command", m.commandID), slog.Bool("key_command", key), slog.Any("err", err))
+	if !key {
+		ctx.Send(n.tracker, &commandAcked{commandID: m.commandID, node: n.id, minerIDs: m.minerIDs,
+			code: pb.ResultCode_RESULT_CODE_FAILED, message: "cloud could not queue the command: " + err.Error()})
+	}
 }
 
 // send writes a queued command to the live session, re-signed if the node's lease epoch changed since.
@@ -237,7 +287,14 @@ func (n *Node) send(ctx actor.Context, q *queued) {
 		c := proto.Clone(cmd).(*pb.ControlCommand)
 		c.LeaseEpoch = epoch
 		if s := n.cfg.Signer; s != nil {
-			if err := s.Sign(c); err != nil {
+			var err error
+			if q.key {
+				// An announcement must stay signed by the key it was signed with (the one nodes trust).
+				err = s.SignWith(cmd.GetKeyId(), c)
+			} else {
+				err = s.Sign(c)
+			}
+			if err != nil {
 				n.log.Error("re-sign command for the new lease epoch", slog.String("command", c.GetCommandId()), slog.Any("err", err))
 				return
 			}
@@ -283,6 +340,19 @@ func (n *Node) onAck(ctx actor.Context, a *pb.CommandAck) {
 	if code == pb.ResultCode_RESULT_CODE_UNSPECIFIED {
 		code = pb.ResultCode_RESULT_CODE_RUNNING
 	}
+	if q.key {
+		switch {
+		case code == pb.ResultCode_RESULT_CODE_SUCCEEDED:
+			n.log.Info("node applied key command", slog.Uint64("seq", a.GetMonotonicSeq()))
+		case isFinal(code):
+			n.log.Error("node did not apply key command", slog.Uint64("seq", a.GetMonotonicSeq()),
+				slog.String("code", ResultCodeName(code)), slog.String("message", a.GetMessage()))
+		}
+		if isFinal(code) {
+			n.dequeue(ctx, a.GetMonotonicSeq())
+		}
+		return
+	}
 	if isFinal(code) {
 		n.log.Warn("node refused command", slog.String("command", a.GetCommandId()), slog.Uint64("seq", a.GetMonotonicSeq()),
 			slog.String("code", ResultCodeName(code)), slog.String("message", a.GetMessage()))
@@ -294,6 +364,12 @@ func (n *Node) onAck(ctx actor.Context, a *pb.CommandAck) {
 func (n *Node) onResult(ctx actor.Context, r *pb.CommandResultReport) {
 	q := n.entry(r.GetCommandId(), r.GetMonotonicSeq())
 	rep := &commandReport{commandID: r.GetCommandId(), node: n.id, results: r.GetResults(), done: r.GetDone()}
+	if q != nil && q.key {
+		if r.GetDone() {
+			n.dequeue(ctx, r.GetMonotonicSeq())
+		}
+		return
+	}
 	if q != nil {
 		rep.minerIDs = q.minerIDs
 		if r.GetDone() {

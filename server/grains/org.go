@@ -64,6 +64,14 @@ func (o *Org) Receive(ctx actor.Context) {
 		o.onIssue(ctx, m)
 	case *registerDevices:
 		o.onRegister(ctx, m)
+	case *pairDevices:
+		o.onPair(ctx, m)
+	case *rotateKeys:
+		o.onRotate(ctx, m)
+	case *revokeKey:
+		o.onRevoke(ctx, m)
+	case *injectCommand:
+		ctx.Forward(o.node(ctx, m.node))
 	default:
 		o.log.Warn("org: unexpected message", slog.String("type", fmt.Sprintf("%T", m)))
 	}
@@ -218,7 +226,8 @@ func (o *Org) onEvents(ctx actor.Context, m *ingestEvents) {
 	}
 	now := o.cfg.Clock.Now()
 	p := planEvents(m.node, m.batch.GetEvents(), o.lookup, o.cfg.TrustNodeDevices, now)
-	if err := o.cfg.Store.Apply(store.Batch{Devices: p.devices, Mark: &store.Mark{Node: m.node, Kind: k.kind, Seq: seq}}); err != nil {
+	if err := o.cfg.Store.Apply(store.Batch{Devices: p.devices, Pending: p.pending, Audit: p.audit,
+		Mark: &store.Mark{Node: m.node, Kind: k.kind, Seq: seq}}); err != nil {
 		o.cfg.Metrics.batch(k.kind, "failed")
 		o.log.Error("persist event batch", slog.String("node", m.node), slog.Uint64("batch_seq", seq), slog.Any("err", err))
 		ctx.Respond(fmt.Errorf("%w: event batch %d: %v", ErrStore, seq, err))
@@ -226,6 +235,15 @@ func (o *Org) onEvents(ctx actor.Context, m *ingestEvents) {
 	}
 	o.marks[k] = seq
 	o.register(ctx, p.devices)
+	if len(p.pending) > 0 {
+		o.log.Info("node reported devices waiting for pairing", slog.String("node", m.node), slog.Int("devices", len(p.pending)))
+	}
+	for _, a := range p.audit {
+		if a.GetCode() != pb.ResultCode_RESULT_CODE_RUNNING && a.GetCode() != pb.ResultCode_RESULT_CODE_SUCCEEDED {
+			o.log.Warn("node gate did not run a command", slog.String("node", m.node), slog.Uint64("seq", a.GetMonotonicSeq()),
+				slog.String("command", a.GetCommandId()), slog.String("code", ResultCodeName(a.GetCode())), slog.String("reason", a.GetMessage()))
+		}
+	}
 	for _, c := range p.states {
 		ctx.Send(o.devices[c.miner].pid, &minerState{state: c.state, at: c.at})
 	}

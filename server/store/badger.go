@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hashfleet/hashfleet/actors/badgerkv"
@@ -26,6 +28,9 @@ type Options struct {
 // Badger is the Store on Badger.
 type Badger struct {
 	db *badger.DB
+	// n numbers audit and security-event keys written in the same millisecond; it starts from the wall clock
+	// in nanoseconds at Open, so keys of a later process never collide with an earlier one's.
+	n atomic.Uint64
 }
 
 var _ Store = (*Badger)(nil)
@@ -40,7 +45,9 @@ func Open(o Options) (*Badger, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Badger{db: db}, nil
+	s := &Badger{db: db}
+	s.n.Store(uint64(time.Now().UnixNano()))
+	return s, nil
 }
 
 // OpenInMemory opens the in-memory twin.
@@ -63,6 +70,9 @@ const (
 	pNodeSeq   = "nseq/"
 	pQueue     = "nq/"
 	pMark      = "mark/"
+	pSent      = "nsent/"
+	pNodeAudit = "naudit/"
+	pPending   = "pend/"
 )
 
 func key(parts ...string) []byte {
@@ -76,6 +86,17 @@ func key(parts ...string) []byte {
 func queueKey(node string, seq uint64) []byte {
 	k := key(pQueue, node, "/")
 	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+func sentKey(node string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(key(pSent, node, "/"), seq)
+}
+
+// auditKey orders a node's audit records by time, then by arrival.
+func (s *Badger) auditKey(node string, atMs int64) []byte {
+	k := key(pNodeAudit, node, "/")
+	k = binary.BigEndian.AppendUint64(k, uint64(max(atMs, 0)))
+	return binary.BigEndian.AppendUint64(k, s.n.Add(1))
 }
 
 func (s *Badger) Devices() ([]*pb.Device, error) {
@@ -126,6 +147,31 @@ func (s *Badger) Apply(b Batch) error {
 		}
 		if err := set(key(pDevice, d.GetMinerId()), d); err != nil {
 			return fmt.Errorf("apply device %s: %w", d.GetMinerId(), err)
+		}
+		if ValidNodeID(d.GetNodeId()) == nil {
+			// Registered: no longer waiting for the operator to pair it.
+			if err := wb.Delete(key(pPending, d.GetNodeId(), "/", d.GetMinerId())); err != nil {
+				return fmt.Errorf("apply device %s: %w", d.GetMinerId(), err)
+			}
+		}
+	}
+	for _, d := range b.Pending {
+		if err := ValidID(d.GetMinerId()); err != nil {
+			return fmt.Errorf("apply pending device: %w", err)
+		}
+		if err := ValidNodeID(d.GetNodeId()); err != nil {
+			return fmt.Errorf("apply pending device %s: %w", d.GetMinerId(), err)
+		}
+		if err := set(key(pPending, d.GetNodeId(), "/", d.GetMinerId()), d); err != nil {
+			return fmt.Errorf("apply pending device %s: %w", d.GetMinerId(), err)
+		}
+	}
+	for _, a := range b.Audit {
+		if err := ValidNodeID(a.GetNodeId()); err != nil {
+			return fmt.Errorf("apply audit record: %w", err)
+		}
+		if err := set(s.auditKey(a.GetNodeId(), a.GetAtUnixMs()), a); err != nil {
+			return fmt.Errorf("apply audit record of %s: %w", a.GetNodeId(), err)
 		}
 	}
 	for _, t := range b.Telemetry {
@@ -300,6 +346,9 @@ func (s *Badger) Enqueue(node string, cmd *pb.ControlCommand) error {
 	seq := cmd.GetMonotonicSeq()
 	err := s.db.Update(func(txn *badger.Txn) error {
 		if err := raiseSeq(txn, node, seq); err != nil {
+			return err
+		}
+		if err := badgerkv.SetProto(txn, sentKey(node, seq), cmd); err != nil {
 			return err
 		}
 		return badgerkv.SetProto(txn, queueKey(node, seq), cmd)

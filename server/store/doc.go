@@ -17,6 +17,16 @@
 //	nseq/<node>                 pb.SeqMark       last command seq allocated to the node
 //	nq/<node>/<seq, 8 bytes BE> pb.ControlCommand the node's queue: commands without a final report
 //	mark/<kind>/<node>          pb.SeqMark       highest batch_seq applied per node and stream kind
+//	nsent/<node>/<seq, 8 BE>    pb.ControlCommand every signed command sent to the node (audit, replay proof)
+//	naudit/<node>/<ms><n>       pb.AuditRecord   the node's CommandGate audit, from its COMMAND_AUDIT events
+//	pend/<node>/<miner>         pb.Device        devices a node reported that no operator paired yet
+//	node/<node>                 pb.NodeRecord    enrollment: public keys, fingerprint, confirmed, api key hash
+//	ecode/<hmac>                JSON             enrollment codes, by HMAC(code) only (enroll.CodeStore)
+//	secret/enroll               32 bytes         the server secret keying code HMACs and session tokens
+//	sec/<ms><n>                 JSON             security events (sessions refused, fingerprints confirmed)
+//
+// The org's command-issuance private keys are not here: they live in 0600 files (server/keys), so they never
+// enter Badger's value log (which keeps overwritten values until garbage collection) or a store dump.
 //
 // Telemetry is written with a WriteBatch (one per ingested batch, never a transaction per sample); records
 // that must survive a crash (commands, queue, seq counter) are written in synced transactions.

@@ -30,6 +30,11 @@ type Batch struct {
 	Devices []*pb.Device
 	// Telemetry replaces the latest sample of each miner named.
 	Telemetry []*pb.Telemetry
+	// Pending are devices a node reported that no operator has paired yet (Device.node_id is the reporter).
+	// Registering a device (Devices) removes its pending entry for its node.
+	Pending []*pb.Device
+	// Audit are a node's CommandGate audit records (AuditRecord.node_id is the node they came from).
+	Audit []*pb.AuditRecord
 	// Mark, when set, is written last.
 	Mark *Mark
 }
@@ -69,6 +74,14 @@ type Store interface {
 	RaiseSeq(node string, seq uint64) error
 	// Dequeue removes commands from the node's queue.
 	Dequeue(node string, seqs ...uint64) error
+	// SentCommand returns the signed command the node was sent at seq (kept after it leaves the queue, for
+	// audit); ErrNotFound when none.
+	SentCommand(node string, seq uint64) (*pb.ControlCommand, error)
+
+	// PendingDevices returns the devices nodes reported that are not paired yet.
+	PendingDevices() ([]*pb.Device, error)
+	// NodeAudit returns the newest limit audit records a node reported, oldest first.
+	NodeAudit(node string, limit int) ([]*pb.AuditRecord, error)
 
 	Close() error
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -330,7 +331,7 @@ func (ca *CA) loadServer(now time.Time) (*tls.Certificate, bool) {
 	if err != nil || !key.PublicKey.Equal(leaf.PublicKey) || !ca.serverUsable(leaf, now) {
 		return nil, false
 	}
-	return &tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}, true
+	return &tls.Certificate{Certificate: [][]byte{leaf.Raw, ca.caCert.Raw}, PrivateKey: key, Leaf: leaf}, true
 }
 
 func (ca *CA) serverUsable(leaf *x509.Certificate, now time.Time) bool {
@@ -422,12 +423,35 @@ func (ca *CA) issueServer(now time.Time) (*tls.Certificate, error) {
 	if err := secretfile.WriteAtomic(ca.cfg.Dir, ServerCertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})); err != nil {
 		return nil, err
 	}
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+	// The chain carries the CA certificate too, so a node enrolling by trust on first use can see (and print
+	// the fingerprint of) the CA it is about to pin.
+	return &tls.Certificate{Certificate: [][]byte{der, ca.caCert.Raw}, PrivateKey: key, Leaf: leaf}, nil
 }
 
 // CAPEM is the CA certificate in PEM, what EnrollResponse hands a node to pin (out of band, or verified by
 // the operator). A copy.
 func (ca *CA) CAPEM() []byte { return bytes.Clone(ca.caPEM) }
+
+// Fingerprint is the CA certificate's fingerprint (see Fingerprint), what the server prints at start and a
+// node pins with --ca-fingerprint.
+func (ca *CA) Fingerprint() string { return Fingerprint(ca.caCert) }
+
+// Fingerprint is "SHA256:" and the lowercase hex SHA-256 of a certificate's DER encoding.
+func Fingerprint(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.Raw)
+	return "SHA256:" + hex.EncodeToString(sum[:])
+}
+
+// SameFingerprint compares a fingerprint as an operator may type it (any case, with or without the
+// "SHA256:" prefix, colons or dashes between digits) with Fingerprint(cert).
+func SameFingerprint(typed string, cert *x509.Certificate) bool {
+	norm := func(s string) string {
+		s = strings.ToLower(strings.TrimSpace(s))
+		s = strings.TrimPrefix(s, "sha256:")
+		return strings.NewReplacer(":", "", "-", "", " ", "").Replace(s)
+	}
+	return norm(typed) != "" && norm(typed) == norm(Fingerprint(cert))
+}
 
 // CACertificate is the parsed CA certificate.
 func (ca *CA) CACertificate() *x509.Certificate { return ca.caCert }

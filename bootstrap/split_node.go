@@ -1,0 +1,437 @@
+package bootstrap
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashfleet/hashfleet/actors/clock"
+	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/hashfleet/hashfleet/node"
+	"github.com/hashfleet/hashfleet/node/identity"
+	"github.com/hashfleet/hashfleet/node/store"
+	"github.com/hashfleet/hashfleet/node/uplink"
+	"github.com/hashfleet/hashfleet/server/tlsca"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/fx"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+)
+
+// A split-mode node's data directory:
+//
+//	<DataDir>/            0700
+//	  identity/           0700  identity.key, miner-signing.key, credential.key, enrollment.json (all 0600)
+//	  store/                    Badger: seq high-water mark, audit log, results, ownership map, keyring
+//	  status.json         0600  what `hashfleet node status` shows while the node runs (Badger is locked)
+
+// Node data directory entries.
+const (
+	nodeIdentityDir = "identity"
+	nodeStoreDir    = "store"
+	nodeStatusFile  = "status.json"
+)
+
+// Server URL schemes in enrollment.json.
+const (
+	schemeTLS       = "grpcs"
+	schemePlaintext = "grpc"
+)
+
+// EnrollOptions configures `hashfleet node enroll`.
+type EnrollOptions struct {
+	// Server is the gateway's HOST:PORT. Required.
+	Server string
+	// Code is the one-time enrollment code from the operator. Required.
+	Code string
+	// DataDir is the node's data directory (created 0700). Required.
+	DataDir string
+	// CAFile is the server's CA certificate (PEM) to pin. Without it the CA the server presents is trusted
+	// on first use, after checking CAFingerprint when given.
+	CAFile string
+	// CAFingerprint pins the CA by its fingerprint ("SHA256:<hex>", as the server prints it).
+	CAFingerprint string
+	// InsecureLoopback enrolls without TLS; only for a loopback server.
+	InsecureLoopback bool
+	// Name and Site describe the node to the operator.
+	Name, Site string
+	// PollInterval is how often the node asks whether the operator confirmed it. Default 2s.
+	PollInterval time.Duration
+	Logger       *slog.Logger
+}
+
+// Enroll makes the node's keys (or reuses them), prints the identity fingerprint, enrolls with the code,
+// waits until the operator confirms the same fingerprint in the cloud, then saves the api_key, the pinned CA
+// and the org's command keys. It returns the saved enrollment.
+func Enroll(ctx context.Context, o EnrollOptions, out io.Writer) (identity.Enrollment, error) {
+	if o.Server == "" || o.Code == "" || o.DataDir == "" {
+		return identity.Enrollment{}, errors.New("--server, --code and --data-dir are required")
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 2 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	host, _, err := net.SplitHostPort(o.Server)
+	if err != nil {
+		return identity.Enrollment{}, fmt.Errorf("--server %q must be HOST:PORT: %w", o.Server, err)
+	}
+	idDir := filepath.Join(o.DataDir, nodeIdentityDir)
+	if e, err := identity.LoadEnrollment(idDir); err == nil && e.APIKey != "" {
+		return identity.Enrollment{}, fmt.Errorf("this node is already enrolled as %s with %s; to enroll again, move %s away (the cloud must then revoke the old node)",
+			e.NodeID, e.ServerURL, o.DataDir)
+	}
+	if err := ensureDataDir(o.DataDir); err != nil {
+		return identity.Enrollment{}, err
+	}
+	id, created, err := identity.LoadOrCreate(idDir)
+	if err != nil {
+		return identity.Enrollment{}, err
+	}
+	if created {
+		fmt.Fprintf(out, "node keys made in %s\n", idDir)
+	}
+	fmt.Fprintf(out, "node identity fingerprint: %s\n", id.Fingerprint())
+
+	var creds credentials.TransportCredentials
+	var caPEM []byte
+	scheme := schemeTLS
+	switch {
+	case o.InsecureLoopback:
+		if !isLoopbackHost(host) {
+			return identity.Enrollment{}, fmt.Errorf("--insecure-loopback is only allowed for a loopback server, not %q", host)
+		}
+		creds, scheme = insecure.NewCredentials(), schemePlaintext
+		fmt.Fprintln(out, "WARNING: enrolling without TLS (--insecure-loopback)")
+	default:
+		if caPEM, err = pinCA(ctx, o, out); err != nil {
+			return identity.Enrollment{}, err
+		}
+		tc, err := tlsca.ClientTLSConfig(caPEM)
+		if err != nil {
+			return identity.Enrollment{}, err
+		}
+		creds = credentials.NewTLS(tc)
+	}
+	conn, err := grpc.NewClient(o.Server, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return identity.Enrollment{}, fmt.Errorf("connect to %s: %w", o.Server, err)
+	}
+	defer conn.Close()
+	gw := pb.NewGatewayClient(conn)
+	req := id.EnrollRequest(o.Code, o.Name, o.Site)
+	var resp *pb.EnrollResponse
+	announced := false
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		resp, err = gw.Enroll(rctx, req)
+		cancel()
+		switch {
+		case err == nil && resp.GetConfirmed() && resp.GetApiKey() != "":
+		case err == nil:
+			if !announced {
+				fmt.Fprintf(out, "enrolled as node %s (org %s); waiting for the operator to confirm fingerprint %s\n",
+					resp.GetNodeId(), resp.GetOrgId(), resp.GetIdentityFingerprint())
+				fmt.Fprintf(out, "  operator: POST /api/v1/nodes/%s/confirm {\"fingerprint\": \"%s\"}\n", resp.GetNodeId(), id.Fingerprint())
+				announced = true
+			}
+			if resp.GetIdentityFingerprint() != id.Fingerprint() {
+				return identity.Enrollment{}, fmt.Errorf("the cloud shows fingerprint %s for this node, but its key is %s: refusing to continue",
+					resp.GetIdentityFingerprint(), id.Fingerprint())
+			}
+		case status.Code(err) == codes.Unavailable || status.Code(err) == codes.DeadlineExceeded:
+			o.Logger.Warn("cloud unreachable while enrolling; retrying", slog.Any("err", err))
+		default:
+			return identity.Enrollment{}, fmt.Errorf("enroll: %w", err)
+		}
+		if err == nil && resp.GetConfirmed() && resp.GetApiKey() != "" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return identity.Enrollment{}, fmt.Errorf("enroll: stopped before the operator confirmed the node: %w", ctx.Err())
+		case <-time.After(o.PollInterval):
+		}
+	}
+
+	// The trusted command keys first, the api_key last: a node with an api_key is fully enrolled.
+	st, err := store.Open(store.Options{DataDir: filepath.Join(o.DataDir, nodeStoreDir), Logger: o.Logger})
+	if err != nil {
+		return identity.Enrollment{}, err
+	}
+	err = st.SaveKeyring(resp.GetOrgId(), resp.GetCommandKeys())
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return identity.Enrollment{}, err
+	}
+	e := identity.Enrollment{NodeID: resp.GetNodeId(), OrgID: resp.GetOrgId(), ServerURL: scheme + "://" + o.Server,
+		CAPEM: string(caPEM), APIKey: resp.GetApiKey(), EnrolledAt: time.Now().UTC()}
+	if err := identity.SaveEnrollment(idDir, e); err != nil {
+		return identity.Enrollment{}, err
+	}
+	fmt.Fprintf(out, "confirmed: node %s of org %s, %d command key(s) trusted; api key saved in %s\n",
+		e.NodeID, e.OrgID, len(resp.GetCommandKeys()), filepath.Join(idDir, identity.EnrollmentFile))
+	fmt.Fprintf(out, "run it: hashfleet node run --data-dir %s --devices FILE\n", o.DataDir)
+	return e, nil
+}
+
+func ensureDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("node data directory: %w", err)
+	}
+	return nil
+}
+
+// pinCA returns the CA PEM to pin: from CAFile, or the CA certificate the server presents (trust on first
+// use), checked against CAFingerprint when given.
+func pinCA(ctx context.Context, o EnrollOptions, out io.Writer) ([]byte, error) {
+	if o.CAFile != "" {
+		b, err := os.ReadFile(filepath.Clean(o.CAFile))
+		if err != nil {
+			return nil, fmt.Errorf("--ca-file: %w", err)
+		}
+		blk, _ := pem.Decode(b)
+		if blk == nil || blk.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("--ca-file %s holds no PEM certificate", o.CAFile)
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-file: %w", err)
+		}
+		if o.CAFingerprint != "" && !tlsca.SameFingerprint(o.CAFingerprint, c) {
+			return nil, fmt.Errorf("--ca-file has fingerprint %s, not the --ca-fingerprint given", tlsca.Fingerprint(c))
+		}
+		fmt.Fprintf(out, "pinned server CA from %s: %s\n", o.CAFile, tlsca.Fingerprint(c))
+		return b, nil
+	}
+	ca, err := probeCA(ctx, o.Server)
+	if err != nil {
+		return nil, err
+	}
+	fp := tlsca.Fingerprint(ca)
+	switch {
+	case o.CAFingerprint != "" && !tlsca.SameFingerprint(o.CAFingerprint, ca):
+		return nil, fmt.Errorf("the server at %s presents CA %s, not the --ca-fingerprint given: refusing to enroll (wrong server, or someone in between)",
+			o.Server, fp)
+	case o.CAFingerprint != "":
+		fmt.Fprintf(out, "server CA fingerprint %s matches --ca-fingerprint; pinned\n", fp)
+	default:
+		fmt.Fprintf(out, "server CA fingerprint: %s\n", fp)
+		fmt.Fprintln(out, "  trusted on first use and pinned: compare it with the one `hashfleet server` printed (or pass --ca-fingerprint)")
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw}), nil
+}
+
+// probeCA connects to the gateway, takes the CA certificate from the chain it presents and checks that the
+// server certificate is issued by it for the host dialled. Nothing is trusted yet: the caller compares the
+// fingerprint or asks the operator to.
+func probeCA(ctx context.Context, addr string) (*x509.Certificate, error) {
+	host, _, _ := net.SplitHostPort(addr)
+	var ca *x509.Certificate
+	cfg := &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		InsecureSkipVerify: true, //nolint:gosec // verified below against the CA the server presents; pinned by fingerprint
+		NextProtos:         []string{"h2"},
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) < 2 {
+				return errors.New("the server presents no CA certificate in its chain (not a hashfleet server?); use --ca-file")
+			}
+			leaf, err := x509.ParseCertificate(raw[0])
+			if err != nil {
+				return err
+			}
+			root, err := x509.ParseCertificate(raw[len(raw)-1])
+			if err != nil {
+				return err
+			}
+			if !root.IsCA {
+				return errors.New("the last certificate the server presents is not a CA; use --ca-file")
+			}
+			pool := x509.NewCertPool()
+			pool.AddCert(root)
+			if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: host}); err != nil {
+				return fmt.Errorf("the server certificate does not verify with the CA it presents: %w", err)
+			}
+			ca = root
+			return nil
+		},
+	}
+	d := tls.Dialer{Config: cfg, NetDialer: &net.Dialer{Timeout: 10 * time.Second}}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("reach the server's gateway at %s: %w", addr, err)
+	}
+	_ = c.Close()
+	return ca, nil
+}
+
+// NodeRunOptions configures `hashfleet node run`.
+type NodeRunOptions struct {
+	// DataDir is the enrolled node's data directory. Required.
+	DataDir string
+	// Devices are the miners the node may manage (its --devices file): reported to the cloud, run once the
+	// operator pairs them.
+	Devices []*pb.Device
+	// InsecureLoopback allows a plaintext gateway (enrolled with --insecure-loopback, loopback only).
+	InsecureLoopback bool
+	// PollInterval between polls of one miner. Default 5s.
+	PollInterval time.Duration
+	// StatusInterval is how often status.json is written. Default 2s.
+	StatusInterval time.Duration
+	// HeartbeatInterval overrides the uplink's (tests). Default 5s.
+	HeartbeatInterval time.Duration
+	// Backoff overrides the reconnect policy (tests). Zero: the default 1s → 30s.
+	Backoff uplink.Backoff
+	Clock   clock.Clock
+	Logger  *slog.Logger
+	// Registry receives the node's metrics. Default a new registry.
+	Registry *prometheus.Registry
+}
+
+// NodeProcess is a running split-mode node.
+type NodeProcess struct {
+	Node       *node.Node
+	Enrollment identity.Enrollment
+	app        *fx.App
+}
+
+// Stop stops the node (uplink first, then miners, gate, store).
+func (p *NodeProcess) Stop(ctx context.Context) error { return p.app.Stop(ctx) }
+
+func (o NodeRunOptions) env() processEnv {
+	return processEnv{Clock: o.Clock, Logger: o.Logger, Registry: o.Registry}
+}
+
+// StartNode starts an enrolled node: it dials the gateway over TLS pinned to the CA from enrollment, opens a
+// session with its api_key and identity key, and runs the miners the cloud says it owns.
+func StartNode(ctx context.Context, o NodeRunOptions) (*NodeProcess, error) {
+	if o.DataDir == "" {
+		return nil, errors.New("--data-dir is required")
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Registry == nil {
+		o.Registry = NewRegistry()
+	}
+	if o.StatusInterval <= 0 {
+		o.StatusInterval = 2 * time.Second
+	}
+	idDir := filepath.Join(o.DataDir, nodeIdentityDir)
+	id, err := identity.Load(idDir)
+	if err != nil {
+		return nil, err
+	}
+	e, err := identity.LoadEnrollment(idDir)
+	if err != nil {
+		return nil, fmt.Errorf("%w (run `hashfleet node enroll` first)", err)
+	}
+	if e.APIKey == "" {
+		return nil, fmt.Errorf("node %s is not confirmed yet: no api key in %s; finish `hashfleet node enroll`", e.NodeID, idDir)
+	}
+	dial, err := gatewayDialer(e, o.InsecureLoopback)
+	if err != nil {
+		return nil, err
+	}
+	p := &NodeProcess{Enrollment: e}
+	app := fx.New(
+		fxLogger(o.Logger),
+		fx.Supply(o, o.env()),
+		fx.Provide(newActorRuntime, func(lc fx.Lifecycle, rt *actorRuntime) (*node.Node, error) {
+			cfg := nodeConfig(o.env(), rt, o.PollInterval, "")
+			cfg.NodeID, cfg.OrgID = e.NodeID, e.OrgID
+			cfg.DataDir = filepath.Join(o.DataDir, nodeStoreDir)
+			cfg.Candidates = o.Devices
+			cfg.AcceptCloudOwnership = true
+			cfg.Dial = dial
+			cfg.Authorize = uplink.ProofOfPossession(e.NodeID, e.APIKey, id.SignChallenge)
+			if o.HeartbeatInterval > 0 {
+				cfg.HeartbeatInterval = o.HeartbeatInterval
+			}
+			if o.Backoff != (uplink.Backoff{}) {
+				cfg.Backoff = o.Backoff
+			}
+			return startNode(lc, cfg)
+		}),
+		fx.Invoke(func(lc fx.Lifecycle, n *node.Node) {
+			p.Node = n
+			writeStatusWhileRunning(lc, n, e, filepath.Join(o.DataDir, nodeStatusFile), o.StatusInterval, o.Logger)
+		}),
+	)
+	if err := app.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+	p.app = app
+	return p, nil
+}
+
+// gatewayDialer dials the gateway of an enrollment: TLS 1.3 with only the pinned CA trusted, or plaintext on
+// loopback when explicitly allowed.
+func gatewayDialer(e identity.Enrollment, allowInsecure bool) (func(context.Context) (*grpc.ClientConn, error), error) {
+	u, err := url.Parse(e.ServerURL)
+	if err != nil {
+		return nil, fmt.Errorf("enrollment server_url %q: %w", e.ServerURL, err)
+	}
+	var creds credentials.TransportCredentials
+	switch {
+	case u.Scheme == schemeTLS && e.CAPEM != "":
+		tc, err := tlsca.ClientTLSConfig([]byte(e.CAPEM))
+		if err != nil {
+			return nil, err
+		}
+		creds = credentials.NewTLS(tc)
+	case u.Scheme == schemePlaintext && allowInsecure && isLoopbackHost(u.Hostname()):
+		creds = insecure.NewCredentials()
+	case u.Scheme == schemePlaintext:
+		return nil, fmt.Errorf("this node enrolled without TLS with %s; run it with --insecure-loopback (loopback servers only)", u.Host)
+	default:
+		return nil, fmt.Errorf("enrollment server_url %q has no pinned CA: enroll again", e.ServerURL)
+	}
+	target := u.Host
+	return func(context.Context) (*grpc.ClientConn, error) {
+		return grpc.NewClient(target, grpc.WithTransportCredentials(creds),
+			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second}))
+	}, nil
+}
+
+// RunNode runs `hashfleet node run` until ctx is done.
+func RunNode(ctx context.Context, o NodeRunOptions, devicesFile string, out io.Writer) error {
+	if devicesFile != "" {
+		devs, err := ReadDevices(devicesFile)
+		if err != nil {
+			return err
+		}
+		o.Devices = devs
+	}
+	p, err := StartNode(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "hashfleet node %s (org %s): %d device(s) offered for pairing; cloud %s\n",
+		p.Enrollment.NodeID, p.Enrollment.OrgID, len(o.Devices), p.Enrollment.ServerURL)
+	<-ctx.Done()
+	fmt.Fprintln(out, "hashfleet node: stopping")
+	stopCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return p.Stop(stopCtx)
+}

@@ -1,0 +1,243 @@
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashfleet/hashfleet/actors/clock"
+	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/hashfleet/hashfleet/server"
+	"github.com/hashfleet/hashfleet/server/tlsca"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/fx"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// DefaultGatewayListen is where `hashfleet server` accepts node connections unless told otherwise.
+const DefaultGatewayListen = "127.0.0.1:7443"
+
+// ServerOptions configures split mode's cloud server: `hashfleet server`.
+//
+//	<DataDir>/store   Badger: devices, telemetry, commands, node records, enrollment codes, server secret
+//	<DataDir>/keys    0600: the org's command-issuance keys
+//	<DataDir>/tls     0600: the server's own CA and certificate (nodes pin the CA)
+type ServerOptions struct {
+	// DataDir holds everything the server keeps. "" keeps it in memory (tests only).
+	DataDir string
+	// Listen is the API and UI address. Default 127.0.0.1:8080.
+	Listen string
+	// GatewayListen is the gRPC address nodes dial. Default 127.0.0.1:7443; ":0" picks a free port.
+	GatewayListen string
+	// AdminToken is the API bearer token. Required.
+	AdminToken string
+	// TLSHosts are the names and IPs the gateway certificate is valid for (what nodes dial). Default
+	// localhost, 127.0.0.1, ::1.
+	TLSHosts []string
+	// InsecureLoopback serves the gateway without TLS. Refused unless GatewayListen is a loopback address.
+	InsecureLoopback bool
+	// DebugInject enables POST /api/v1/nodes/{id}/inject (see server.Config.DebugInject).
+	DebugInject bool
+	// SessionTTL is a node session's lifetime. Default 1h.
+	SessionTTL time.Duration
+	// DrainReconnectAfter is what the shutdown goaway tells nodes to wait. Default 2s.
+	DrainReconnectAfter time.Duration
+	Clock               clock.Clock
+	Logger              *slog.Logger
+	Registry            *prometheus.Registry
+}
+
+func (o ServerOptions) withDefaults() ServerOptions {
+	if o.Listen == "" {
+		o.Listen = DefaultListen
+	}
+	if o.GatewayListen == "" {
+		o.GatewayListen = DefaultGatewayListen
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Registry == nil {
+		o.Registry = NewRegistry()
+	}
+	return o
+}
+
+// Validate reports what an operator must fix.
+func (o ServerOptions) Validate() error {
+	var errs []error
+	if o.AdminToken == "" {
+		errs = append(errs, errors.New("server: admin token is empty"))
+	}
+	host, _, err := net.SplitHostPort(o.GatewayListen)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("server: --gateway-listen %q: %w", o.GatewayListen, err))
+	} else if o.InsecureLoopback && !isLoopbackHost(host) {
+		errs = append(errs, fmt.Errorf("server: --insecure-loopback serves the gateway without TLS and is only allowed on a loopback address, not %q", o.GatewayListen))
+	}
+	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("server: --listen %q: %w", o.Listen, err))
+	}
+	return errors.Join(errs...)
+}
+
+// ServerProcess is a running split-mode server.
+type ServerProcess struct {
+	Server *server.Server
+	// HTTPAddr and GatewayAddr are the bound addresses (real ports when :0 was asked).
+	HTTPAddr, GatewayAddr string
+	// CA is the gateway's certificate authority (nil with InsecureLoopback).
+	CA  *tlsca.CA
+	app *fx.App
+}
+
+// URL is the operator UI's address.
+func (p *ServerProcess) URL() string { return "http://" + p.HTTPAddr + "/" }
+
+// Stop drains every node stream (ControlGoaway), then stops the gateway, the actors and the store.
+func (p *ServerProcess) Stop(ctx context.Context) error { return p.app.Stop(ctx) }
+
+func (o ServerOptions) env() processEnv {
+	return processEnv{Clock: o.Clock, Logger: o.Logger, Registry: o.Registry}
+}
+
+// StartServer starts split mode's cloud server and returns once it serves the API and the gateway.
+func StartServer(ctx context.Context, opts ServerOptions) (*ServerProcess, error) {
+	opts = opts.withDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	p := &ServerProcess{}
+	app := fx.New(
+		fxLogger(opts.Logger),
+		fx.Supply(opts, opts.env()),
+		fx.Provide(newActorRuntime, newSplitServer, newSplitGateway, newSplitHTTP),
+		fx.Invoke(func(s *server.Server, g *splitGateway, h *httpServer) {
+			p.Server, p.GatewayAddr, p.CA, p.HTTPAddr = s, g.addr, g.ca, h.addr
+		}),
+	)
+	if err := app.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start server: %w", err)
+	}
+	p.app = app
+	return p, nil
+}
+
+func newSplitServer(lc fx.Lifecycle, o ServerOptions, rt *actorRuntime) (*server.Server, error) {
+	cfg := serverConfig(o.env(), rt, "")
+	cfg.DataDir = subdir(o.DataDir, "store")
+	cfg.KeysDir = subdir(o.DataDir, "keys")
+	cfg.AdminToken = o.AdminToken
+	cfg.Combined = false
+	cfg.DebugInject = o.DebugInject
+	cfg.SessionTTL = o.SessionTTL
+	if o.DrainReconnectAfter > 0 {
+		cfg.DrainReconnectAfter = o.DrainReconnectAfter
+	}
+	return startServer(lc, cfg)
+}
+
+type splitGateway struct {
+	addr string
+	ca   *tlsca.CA
+}
+
+// newSplitGateway serves the gateway on a TCP listener with TLS 1.3 from the server's own CA (made at first
+// start in DataDir/tls), or in plaintext on loopback with InsecureLoopback.
+func newSplitGateway(lc fx.Lifecycle, o ServerOptions, srv *server.Server) (*splitGateway, error) {
+	g := &splitGateway{}
+	opts := srv.GRPCServerOptions()
+	if o.InsecureLoopback {
+		opts = append(opts, grpc.Creds(insecure.NewCredentials()))
+		o.Logger.Warn("gateway serves WITHOUT TLS (--insecure-loopback): only processes on this machine can reach it")
+	} else {
+		dir := subdir(o.DataDir, "tls")
+		if dir == "" {
+			return nil, errors.New("server: the gateway's TLS certificate authority needs a data directory (or --insecure-loopback)")
+		}
+		cfg := tlsca.DefaultConfig(dir)
+		if len(o.TLSHosts) > 0 {
+			cfg.Hosts = o.TLSHosts
+		}
+		ca, err := tlsca.LoadOrCreate(cfg, o.Clock.Now())
+		if err != nil {
+			return nil, err
+		}
+		g.ca = ca
+		opts = append(opts, grpc.Creds(credentials.NewTLS(ca.ServerTLSConfig())))
+	}
+	lis, err := net.Listen("tcp", o.GatewayListen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s for the gateway: %w", o.GatewayListen, err)
+	}
+	gs := grpc.NewServer(opts...)
+	pb.RegisterGatewayServer(gs, srv.Gateway())
+	serveGateway(lc, lis, gs, srv.Drain)
+	g.addr = lis.Addr().String()
+	return g, nil
+}
+
+func newSplitHTTP(lc fx.Lifecycle, o ServerOptions, srv *server.Server) (*httpServer, error) {
+	return serveHTTP(lc, o.Logger, o.Listen, srv.Handler())
+}
+
+// RunServer runs `hashfleet server` until ctx is done, then stops gracefully (ControlGoaway to every node).
+func RunServer(ctx context.Context, o ServerOptions, out io.Writer) error {
+	if o.DataDir == "" {
+		return errors.New("--data-dir is required: the server keeps its store, keys and CA there")
+	}
+	token, generated, err := ResolveAdminToken(o.AdminToken)
+	if err != nil {
+		return err
+	}
+	o.AdminToken = token
+	p, err := StartServer(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "hashfleet server: API and UI %s\n", p.URL())
+	scheme := "TLS"
+	if p.CA == nil {
+		scheme = "PLAINTEXT (loopback only)"
+	}
+	fmt.Fprintf(out, "  gateway        %s (%s)\n", p.GatewayAddr, scheme)
+	if p.CA != nil {
+		fmt.Fprintf(out, "  CA fingerprint %s\n", p.CA.Fingerprint())
+		fmt.Fprintf(out, "  CA certificate %s   (give it to nodes with --ca-file, or have them pin the fingerprint)\n",
+			filepath.Join(o.DataDir, "tls", tlsca.CACertFile))
+		fmt.Fprintf(out, "  TLS hosts      %s\n", strings.Join(p.CA.ServerCertificate().DNSNames, ", ")+ipList(p.CA))
+	}
+	if generated {
+		fmt.Fprintf(out, "  admin token    %s   (generated; set %s or --admin-token to keep one)\n", token, AdminTokenEnv)
+	}
+	if o.DebugInject {
+		fmt.Fprintln(out, "  WARNING        --debug-inject: POST /api/v1/nodes/{id}/inject is enabled")
+	}
+	<-ctx.Done()
+	fmt.Fprintln(out, "hashfleet server: stopping (goaway to every node)")
+	stopCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return p.Stop(stopCtx)
+}
+
+func ipList(ca *tlsca.CA) string {
+	var s []string
+	for _, ip := range ca.ServerCertificate().IPAddresses {
+		s = append(s, ip.String())
+	}
+	if len(s) == 0 {
+		return ""
+	}
+	return ", " + strings.Join(s, ", ")
+}

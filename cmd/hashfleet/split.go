@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/hashfleet/hashfleet/bootstrap"
+)
+
+func runServer(ctx context.Context, args []string) error {
+	fs := newFlags("server", "The cloud server of split mode: operator API and UI, and the TLS gateway nodes dial.")
+	var o bootstrap.ServerOptions
+	fs.StringVar(&o.DataDir, "data-dir", "", "directory for the store, the command keys and the CA (required)")
+	fs.StringVar(&o.Listen, "listen", bootstrap.DefaultListen, "address of the operator UI and API")
+	fs.StringVar(&o.GatewayListen, "gateway-listen", bootstrap.DefaultGatewayListen, "address nodes connect to (gRPC over TLS)")
+	fs.StringVar(&o.AdminToken, "admin-token", "", "API bearer token (default: $"+bootstrap.AdminTokenEnv+", else generated and printed)")
+	hosts := fs.String("tls-hosts", "", "comma-separated names and IPs nodes dial the gateway by (default localhost,127.0.0.1,::1)")
+	fs.BoolVar(&o.InsecureLoopback, "insecure-loopback", false, "serve the gateway without TLS (only on a loopback address)")
+	fs.BoolVar(&o.DebugInject, "debug-inject", false, "enable POST /api/v1/nodes/{id}/inject (raw commands on a node's stream; demos and tests only)")
+	fs.DurationVar(&o.SessionTTL, "session-ttl", 0, "lifetime of a node session token (default 1h)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *hosts != "" {
+		o.TLSHosts = strings.Split(*hosts, ",")
+	}
+	log, err := bootstrap.NewLogger(*logLevel)
+	if err != nil {
+		return err
+	}
+	o.Logger = log
+	return bootstrap.RunServer(ctx, o, os.Stdout)
+}
+
+var nodeCommands = map[string]command{
+	"enroll": {"make the node's keys and enroll with a one-time code; waits for the operator to confirm", runNodeEnroll},
+	"run":    {"run an enrolled node", runNodeRun},
+	"status": {"show enrollment, key fingerprints and the seq high-water mark (read-only)", runNodeStatus},
+}
+
+func runNode(ctx context.Context, args []string) error {
+	if len(args) == 0 || nodeCommands[args[0]].run == nil {
+		fmt.Fprintln(os.Stderr, "usage: hashfleet node enroll|run|status [flags]")
+		for _, n := range []string{"enroll", "run", "status"} {
+			fmt.Fprintf(os.Stderr, "  %-8s %s\n", n, nodeCommands[n].summary)
+		}
+		return flag.ErrHelp
+	}
+	return nodeCommands[args[0]].run(ctx, args[1:])
+}
+
+func runNodeEnroll(ctx context.Context, args []string) error {
+	fs := newFlags("node enroll", "Make the node's keys, print its identity fingerprint, enroll with the one-time code and wait until the\noperator confirms the same fingerprint in the cloud; then save the api key.")
+	var o bootstrap.EnrollOptions
+	fs.StringVar(&o.Server, "server", "", "the server's gateway, HOST:PORT (required)")
+	fs.StringVar(&o.Code, "code", "", "the one-time enrollment code (required)")
+	fs.StringVar(&o.DataDir, "data-dir", "", "the node's data directory (required)")
+	fs.StringVar(&o.CAFile, "ca-file", "", "the server's CA certificate (PEM) to pin; without it the CA is trusted on first use")
+	fs.StringVar(&o.CAFingerprint, "ca-fingerprint", "", "the CA fingerprint the server printed (SHA256:...): enroll only if it matches")
+	fs.BoolVar(&o.InsecureLoopback, "insecure-loopback", false, "enroll without TLS (only with a loopback server)")
+	fs.StringVar(&o.Name, "name", "", "a name for the node, shown to the operator")
+	fs.StringVar(&o.Site, "site", "", "the node's site")
+	fs.DurationVar(&o.PollInterval, "poll", 0, "how often to ask whether the operator confirmed (default 2s)")
+	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := bootstrap.NewLogger(*logLevel)
+	if err != nil {
+		return err
+	}
+	o.Logger = log
+	_, err = bootstrap.Enroll(ctx, o, os.Stdout)
+	return err
+}
+
+func runNodeRun(ctx context.Context, args []string) error {
+	fs := newFlags("node run", "Run an enrolled node: dial the cloud over TLS (CA pinned at enrollment), open a session with the api key\nand the identity key, offer the --devices for pairing and run the miners the cloud confirms.")
+	var o bootstrap.NodeRunOptions
+	fs.StringVar(&o.DataDir, "data-dir", "", "the enrolled node's data directory (required)")
+	devices := fs.String("devices", "", "JSON device list (as written by 'hashfleet minersim --devices-out')")
+	fs.BoolVar(&o.InsecureLoopback, "insecure-loopback", false, "allow a plaintext gateway (enrolled with --insecure-loopback; loopback only)")
+	fs.DurationVar(&o.PollInterval, "poll-interval", 0, "poll interval per miner (default 5s)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := bootstrap.NewLogger(*logLevel)
+	if err != nil {
+		return err
+	}
+	o.Logger = log
+	return bootstrap.RunNode(ctx, o, *devices, os.Stdout)
+}
+
+func runNodeStatus(_ context.Context, args []string) error {
+	fs := newFlags("node status", "Show the node's enrollment, key fingerprints and seq high-water mark. Read-only: while the node runs\n(its store is locked) it shows the status file the node writes.")
+	dataDir := fs.String("data-dir", "", "the node's data directory (required)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dataDir == "" {
+		return errors.New("--data-dir is required")
+	}
+	return bootstrap.NodeStatus(*dataDir, os.Stdout, *asJSON)
+}
