@@ -31,6 +31,9 @@ type Options struct {
 	// ReadOnly opens without taking the write lock (store inspect).
 	ReadOnly bool
 	Logger   *slog.Logger
+	// Tune, when set, adjusts the Badger options last, for a store whose write pattern the defaults do not
+	// fit (the node spool: a write-then-delete queue of large values).
+	Tune func(badger.Options) badger.Options
 }
 
 // Open opens (creating if needed) a Badger store.
@@ -51,6 +54,9 @@ func Open(o Options) (*badger.DB, error) {
 		WithSyncWrites(o.SyncWrites).
 		WithReadOnly(o.ReadOnly).
 		WithLogger(slogAdapter{log: orLogger(o.Logger)})
+	if o.Tune != nil {
+		bo = o.Tune(bo)
+	}
 	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("open store %q: %w", o.Dir, err)

@@ -23,6 +23,9 @@ var commands = map[string]command{
 	"demo":     {"combined mode + a simulated site (default 200 miners); prints URLs and the admin token", runDemo},
 	"combined": {"cloud and node in one process, managing real miners", runCombined},
 	"minersim": {"serve a fleet of simulated miners on loopback", runMinerSim},
+	"server":   {"the cloud server of split mode: API/UI and the TLS gateway nodes dial", runServer},
+	"node":     {"a fleet node of split mode: enroll, run, status", runNode},
+	"store":    {"read-only look at a node's or server's Badger store (store inspect)", runStore},
 }
 
 func main() {

@@ -59,6 +59,8 @@ type Batcher struct {
 	session uint64
 	uplink  *actor.PID
 	lanes   [numKinds]lane
+	pace    [numKinds]pacer
+	paceT   [numKinds]clock.Timer
 }
 
 // lane is the send window and seq block of one stream kind.
@@ -73,6 +75,7 @@ func newBatcher(cfg Config, env Env) *Batcher {
 	b := &Batcher{cfg: cfg, env: env, log: env.Logger.With(slog.String("node", env.NodeID))}
 	for k := range b.lanes {
 		b.lanes[k].inflight = map[uint64]struct{}{}
+		b.pace[k] = newPacer(cfg.ReplayRate)
 	}
 	return b
 }
@@ -91,6 +94,9 @@ func (b *Batcher) Receive(ctx actor.Context) {
 		}
 	case *Flush:
 		b.flush(ctx)
+	case paceTick:
+		b.paceT[msg.kind] = nil
+		b.pump(ctx, msg.kind)
 	case *uplink.LinkChanged:
 		b.onLinkChanged(ctx, msg)
 	case *uplink.Acked:
@@ -102,6 +108,12 @@ func (b *Batcher) Receive(ctx actor.Context) {
 		if b.timer != nil {
 			b.timer.Stop()
 			b.timer = nil
+		}
+		for k, t := range b.paceT {
+			if t != nil {
+				t.Stop()
+				b.paceT[k] = nil
+			}
 		}
 	case *actor.Stopped:
 	default:
@@ -201,7 +213,8 @@ func (b *Batcher) closeBatch(ctx actor.Context, k Kind) {
 	b.pump(ctx, k)
 }
 
-// pump sends batches after the window's last sent seq until MaxInFlight are unacked.
+// pump sends batches after the window's last sent seq until MaxInFlight are unacked, at most ReplayRate items
+// per second (a paceTick resumes it).
 func (b *Batcher) pump(ctx actor.Context, k Kind) {
 	if !b.up || b.uplink == nil {
 		return
@@ -214,6 +227,12 @@ func (b *Batcher) pump(ctx actor.Context, k Kind) {
 			return
 		}
 		if !ok {
+			return
+		}
+		if wait := b.pace[k].reserve(batch.Items(), b.env.Clock.Now()); wait > 0 {
+			if b.paceT[k] == nil {
+				b.paceT[k] = actors.SendAfter(b.env.Clock, ctx.ActorSystem(), ctx.Self(), wait, paceTick{kind: k})
+			}
 			return
 		}
 		if k == KindTelemetry {

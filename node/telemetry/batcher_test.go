@@ -312,3 +312,31 @@ func TestSeqsComeFromTheReserver(t *testing.T) {
 	_ = sys.Root.StopFuture(pid).Wait()
 	_ = sys.Root.StopFuture(upPID).Wait()
 }
+
+func TestReplayIsPaced(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.BatchSize, cfg.MaxInFlight, cfg.ReplayRate = 5, 8, 10
+	h := newHarness(t, cfg)
+	h.samples(40) // link down: 8 batches of 5
+	testutil.Eventually(t, "backlog", func() bool { return h.status().BacklogTelemetryBatches == 8 })
+	timers := h.clk.Pending() // the idle flush timer
+	h.linkUp(true)
+	// A burst of one second's worth (10 samples) goes at once; the rest waits for the clock.
+	testutil.Eventually(t, "burst", func() bool { return len(h.up.sent()) == 2 })
+	testutil.Eventually(t, "pace timer", func() bool { return h.clk.Pending() == timers+1 })
+	time.Sleep(20 * time.Millisecond)
+	if n := len(h.up.sent()); n != 2 {
+		t.Fatalf("%d batches sent before the clock moved, want 2", n)
+	}
+	h.clk.Advance(500 * time.Millisecond)
+	testutil.Eventually(t, "one more batch after 0.5s", func() bool { return len(h.up.sent()) == 3 })
+	h.clk.Advance(3 * time.Second) // one step: the timer fires once, the bucket refills to its burst
+	testutil.Eventually(t, "refilled burst", func() bool { return len(h.up.sent()) == 5 })
+	for i := 0; len(h.up.sent()) < 8 && i < 100; i++ {
+		h.clk.Advance(500 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
+	}
+	if got := h.up.sent(); !slices.Equal(got, []uint64{1, 2, 3, 4, 5, 6, 7, 8}) {
+		t.Fatalf("sent %v, want every batch once, in order", got)
+	}
+}

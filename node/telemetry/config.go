@@ -23,12 +23,18 @@ type Config struct {
 	MaxBacklogEvents int
 	// SeqBlock is how many batch seqs are reserved in the store at a time. Default 1000.
 	SeqBlock uint64
+	// ReplayRate bounds the items (samples or events) sent per second on each stream, so a node reconnecting
+	// with a long backlog replays it without flooding the cloud; live batches share the budget. 0 is
+	// unbounded (MaxInFlight alone limits). Default 20,000/s: 5× the live rate of a 20,000-miner site polled
+	// every 5 s (it drains an hour's backlog in ≈15 min), and a 1,000-miner site's hour (720,000 samples) in
+	// ≈36 s.
+	ReplayRate int
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{BatchSize: 500, EventBatchSize: 200, FlushInterval: time.Second, MaxInFlight: 8,
-		MaxBacklogSamples: 100_000, MaxBacklogEvents: 100_000, SeqBlock: 1000}
+		MaxBacklogSamples: 100_000, MaxBacklogEvents: 100_000, SeqBlock: 1000, ReplayRate: 20_000}
 }
 
 // Validate reports a configuration an operator must fix.
@@ -45,6 +51,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBacklogSamples < c.BatchSize || c.MaxBacklogEvents < c.EventBatchSize {
 		errs = append(errs, fmt.Errorf("telemetry: backlog bounds %d samples / %d events must hold at least one batch", c.MaxBacklogSamples, c.MaxBacklogEvents))
+	}
+	if c.ReplayRate < 0 {
+		errs = append(errs, fmt.Errorf("telemetry: replay rate %d items/s must be 0 (unbounded) or positive", c.ReplayRate))
 	}
 	if c.SeqBlock < 1 {
 		errs = append(errs, fmt.Errorf("telemetry: seq block %d must be at least 1", c.SeqBlock))

@@ -19,3 +19,6 @@ type Status struct {
 type Flush struct{}
 
 type flushTick struct{ gen uint64 }
+
+// paceTick resumes sending on a stream the ReplayRate held back.
+type paceTick struct{ kind Kind }
