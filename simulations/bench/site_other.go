@@ -1,0 +1,8 @@
+//go:build !linux
+
+package bench
+
+import "syscall"
+
+// childAttr: only Linux can tie a child's life to its parent's; elsewhere Close must run.
+func childAttr() *syscall.SysProcAttr { return nil }
