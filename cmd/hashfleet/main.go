@@ -25,6 +25,7 @@ var commands = map[string]command{
 	"minersim": {"serve a fleet of simulated miners on loopback", runMinerSim},
 	"server":   {"the cloud server of split mode: API/UI and the TLS gateway nodes dial", runServer},
 	"node":     {"a fleet node of split mode: enroll, run, status", runNode},
+	"bench":    {"fleet-scale benchmark suites (poll, baseline) against simulated miners", runBench},
 	"store":    {"read-only look at a node's or server's Badger store (store inspect)", runStore},
 }
 
