@@ -492,7 +492,6 @@ func failed(c pb.ResultCode) bool {
 	return true
 }
 
-
 // verified reports whether m shows the track's goal: curtailed (at most expected + tolerance), or released
 // (not curtailed, and drawing clearly more than when curtailed).
 func (s *State) verified(t Track, m MinerSnapshot) bool {
