@@ -234,6 +234,8 @@ const (
 	ResultCode_RESULT_CODE_CONFLICT          ResultCode = 15 // held: a local action happened while offline
 	ResultCode_RESULT_CODE_DUPLICATE         ResultCode = 16 // already executed; recorded result returned
 	ResultCode_RESULT_CODE_FENCED            ResultCode = 17 // node self-fenced, no miner writes allowed
+	ResultCode_RESULT_CODE_NEEDS_CREDENTIALS ResultCode = 18 // pairing: the device wants credentials and none (or only the defaults) were given
+	ResultCode_RESULT_CODE_WRONG_CREDENTIALS ResultCode = 19 // pairing: the device refused the credentials given
 )
 
 // Enum value maps for ResultCode.
@@ -257,6 +259,8 @@ var (
 		15: "RESULT_CODE_CONFLICT",
 		16: "RESULT_CODE_DUPLICATE",
 		17: "RESULT_CODE_FENCED",
+		18: "RESULT_CODE_NEEDS_CREDENTIALS",
+		19: "RESULT_CODE_WRONG_CREDENTIALS",
 	}
 	ResultCode_value = map[string]int32{
 		"RESULT_CODE_UNSPECIFIED":       0,
@@ -277,6 +281,8 @@ var (
 		"RESULT_CODE_CONFLICT":          15,
 		"RESULT_CODE_DUPLICATE":         16,
 		"RESULT_CODE_FENCED":            17,
+		"RESULT_CODE_NEEDS_CREDENTIALS": 18,
+		"RESULT_CODE_WRONG_CREDENTIALS": 19,
 	}
 )
 
@@ -829,16 +835,22 @@ func (x *MinerResult) GetFinishedAtUnixMs() int64 {
 
 // Device is a miner this node knows how to reach.
 type Device struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MinerId       string                 `protobuf:"bytes,1,opt,name=miner_id,json=minerId,proto3" json:"miner_id,omitempty"`
-	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"` // host:port of the miner's API
-	Protocol      Protocol               `protobuf:"varint,3,opt,name=protocol,proto3,enum=hashfleet.v1.Protocol" json:"protocol,omitempty"`
-	Model         string                 `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
-	Serial        string                 `protobuf:"bytes,5,opt,name=serial,proto3" json:"serial,omitempty"`
-	Mac           string                 `protobuf:"bytes,6,opt,name=mac,proto3" json:"mac,omitempty"`
-	NodeId        string                 `protobuf:"bytes,7,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Site          string                 `protobuf:"bytes,8,opt,name=site,proto3" json:"site,omitempty"`
-	WebAddress    string                 `protobuf:"bytes,9,opt,name=web_address,json=webAddress,proto3" json:"web_address,omitempty"` // host:port of the web CGI / REST API where it differs
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	MinerId    string                 `protobuf:"bytes,1,opt,name=miner_id,json=minerId,proto3" json:"miner_id,omitempty"`
+	Address    string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"` // host:port of the miner's API
+	Protocol   Protocol               `protobuf:"varint,3,opt,name=protocol,proto3,enum=hashfleet.v1.Protocol" json:"protocol,omitempty"`
+	Model      string                 `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
+	Serial     string                 `protobuf:"bytes,5,opt,name=serial,proto3" json:"serial,omitempty"`
+	Mac        string                 `protobuf:"bytes,6,opt,name=mac,proto3" json:"mac,omitempty"`
+	NodeId     string                 `protobuf:"bytes,7,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Site       string                 `protobuf:"bytes,8,opt,name=site,proto3" json:"site,omitempty"`
+	WebAddress string                 `protobuf:"bytes,9,opt,name=web_address,json=webAddress,proto3" json:"web_address,omitempty"` // host:port of the web CGI / REST API where it differs
+	// login_envelope is the device's login password (Antminer web CGI digest, Proto rig login) sealed to the
+	// node that owns it: a messages/sealing binary envelope bound to (node, miner_id, "miner-login"). Empty: the
+	// driver's defaults. Only the cloud's ownership map (HelloAck) and pairing requests carry it; never plaintext.
+	LoginEnvelope []byte `protobuf:"bytes,10,opt,name=login_envelope,json=loginEnvelope,proto3" json:"login_envelope,omitempty"`
+	// login_user is that login's user name (Antminer digest user); empty: the default, "root".
+	LoginUser     string `protobuf:"bytes,11,opt,name=login_user,json=loginUser,proto3" json:"login_user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -936,6 +948,20 @@ func (x *Device) GetWebAddress() string {
 	return ""
 }
 
+func (x *Device) GetLoginEnvelope() []byte {
+	if x != nil {
+		return x.LoginEnvelope
+	}
+	return nil
+}
+
+func (x *Device) GetLoginUser() string {
+	if x != nil {
+		return x.LoginUser
+	}
+	return ""
+}
+
 var File_hashfleet_v1_common_proto protoreflect.FileDescriptor
 
 const file_hashfleet_v1_common_proto_rawDesc = "" +
@@ -992,7 +1018,7 @@ const file_hashfleet_v1_common_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\x0e2\x18.hashfleet.v1.ResultCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12+\n" +
 	"\x12started_at_unix_ms\x18\x04 \x01(\x03R\x0fstartedAtUnixMs\x12-\n" +
-	"\x13finished_at_unix_ms\x18\x05 \x01(\x03R\x10finishedAtUnixMs\"\xff\x01\n" +
+	"\x13finished_at_unix_ms\x18\x05 \x01(\x03R\x10finishedAtUnixMs\"\xc5\x02\n" +
 	"\x06Device\x12\x19\n" +
 	"\bminer_id\x18\x01 \x01(\tR\aminerId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x122\n" +
@@ -1003,7 +1029,11 @@ const file_hashfleet_v1_common_proto_rawDesc = "" +
 	"\anode_id\x18\a \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04site\x18\b \x01(\tR\x04site\x12\x1f\n" +
 	"\vweb_address\x18\t \x01(\tR\n" +
-	"webAddress*\xc5\x01\n" +
+	"webAddress\x12%\n" +
+	"\x0elogin_envelope\x18\n" +
+	" \x01(\fR\rloginEnvelope\x12\x1d\n" +
+	"\n" +
+	"login_user\x18\v \x01(\tR\tloginUser*\xc5\x01\n" +
 	"\n" +
 	"MinerState\x12\x1b\n" +
 	"\x17MINER_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
@@ -1030,7 +1060,7 @@ const file_hashfleet_v1_common_proto_rawDesc = "" +
 	"\x13ACTION_UPDATE_POOLS\x10\b\x12\x14\n" +
 	"\x10ACTION_GET_POOLS\x10\t\x12\x15\n" +
 	"\x11ACTION_GET_ERRORS\x10\n" +
-	"*\x8d\x04\n" +
+	"*\xd3\x04\n" +
 	"\n" +
 	"ResultCode\x12\x1b\n" +
 	"\x17RESULT_CODE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -1051,7 +1081,9 @@ const file_hashfleet_v1_common_proto_rawDesc = "" +
 	"\x1aRESULT_CODE_REFUSED_POLICY\x10\x0e\x12\x18\n" +
 	"\x14RESULT_CODE_CONFLICT\x10\x0f\x12\x19\n" +
 	"\x15RESULT_CODE_DUPLICATE\x10\x10\x12\x16\n" +
-	"\x12RESULT_CODE_FENCED\x10\x11B/Z-github.com/hashfleet/hashfleet/messages/pb;pbb\x06proto3"
+	"\x12RESULT_CODE_FENCED\x10\x11\x12!\n" +
+	"\x1dRESULT_CODE_NEEDS_CREDENTIALS\x10\x12\x12!\n" +
+	"\x1dRESULT_CODE_WRONG_CREDENTIALS\x10\x13B/Z-github.com/hashfleet/hashfleet/messages/pb;pbb\x06proto3"
 
 var (
 	file_hashfleet_v1_common_proto_rawDescOnce sync.Once

@@ -92,6 +92,7 @@ const (
 	EventKind_EVENT_KIND_DISCOVERED    EventKind = 5
 	EventKind_EVENT_KIND_NODE_METRICS  EventKind = 6
 	EventKind_EVENT_KIND_RULE_FIRED    EventKind = 7
+	EventKind_EVENT_KIND_SCAN          EventKind = 8 // a discovery scan's progress and findings (Event.scan)
 )
 
 // Enum value maps for EventKind.
@@ -105,6 +106,7 @@ var (
 		5: "EVENT_KIND_DISCOVERED",
 		6: "EVENT_KIND_NODE_METRICS",
 		7: "EVENT_KIND_RULE_FIRED",
+		8: "EVENT_KIND_SCAN",
 	}
 	EventKind_value = map[string]int32{
 		"EVENT_KIND_UNSPECIFIED":   0,
@@ -115,6 +117,7 @@ var (
 		"EVENT_KIND_DISCOVERED":    5,
 		"EVENT_KIND_NODE_METRICS":  6,
 		"EVENT_KIND_RULE_FIRED":    7,
+		"EVENT_KIND_SCAN":          8,
 	}
 )
 
@@ -153,8 +156,11 @@ type EnrollRequest struct {
 	IdentityPublicKey     []byte                 `protobuf:"bytes,4,opt,name=identity_public_key,json=identityPublicKey,proto3" json:"identity_public_key,omitempty"`               // ed25519
 	MinerSigningPublicKey []byte                 `protobuf:"bytes,5,opt,name=miner_signing_public_key,json=minerSigningPublicKey,proto3" json:"miner_signing_public_key,omitempty"` // ed25519
 	CredentialPublicKey   []byte                 `protobuf:"bytes,6,opt,name=credential_public_key,json=credentialPublicKey,proto3" json:"credential_public_key,omitempty"`         // X25519 (HPKE)
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// tls_public_key is the node's TLS client key (PKIX DER; ECDSA P-256 or ed25519), a key of its own, never
+	// the identity key. Once confirmed the server issues a client certificate for it (mTLS, --gateway-mtls).
+	TlsPublicKey  []byte `protobuf:"bytes,7,opt,name=tls_public_key,json=tlsPublicKey,proto3" json:"tls_public_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EnrollRequest) Reset() {
@@ -229,17 +235,27 @@ func (x *EnrollRequest) GetCredentialPublicKey() []byte {
 	return nil
 }
 
+func (x *EnrollRequest) GetTlsPublicKey() []byte {
+	if x != nil {
+		return x.TlsPublicKey
+	}
+	return nil
+}
+
 type EnrollResponse struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
 	NodeId              string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	OrgId               string                 `protobuf:"bytes,2,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
 	IdentityFingerprint string                 `protobuf:"bytes,3,opt,name=identity_fingerprint,json=identityFingerprint,proto3" json:"identity_fingerprint,omitempty"`
 	// Empty until the operator confirmed the fingerprint; the node polls with the same request.
-	ApiKey        string        `protobuf:"bytes,4,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
-	Confirmed     bool          `protobuf:"varint,5,opt,name=confirmed,proto3" json:"confirmed,omitempty"`
-	CommandKeys   []*CommandKey `protobuf:"bytes,6,rep,name=command_keys,json=commandKeys,proto3" json:"command_keys,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ApiKey      string        `protobuf:"bytes,4,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	Confirmed   bool          `protobuf:"varint,5,opt,name=confirmed,proto3" json:"confirmed,omitempty"`
+	CommandKeys []*CommandKey `protobuf:"bytes,6,rep,name=command_keys,json=commandKeys,proto3" json:"command_keys,omitempty"`
+	// With api_key, when the request carried a tls_public_key and the server has a CA: the node's TLS client
+	// certificate (PEM), issued by the server's CA for that key and naming node_id. Issued once, like api_key.
+	ClientCertificatePem []byte `protobuf:"bytes,7,opt,name=client_certificate_pem,json=clientCertificatePem,proto3" json:"client_certificate_pem,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *EnrollResponse) Reset() {
@@ -310,6 +326,13 @@ func (x *EnrollResponse) GetConfirmed() bool {
 func (x *EnrollResponse) GetCommandKeys() []*CommandKey {
 	if x != nil {
 		return x.CommandKeys
+	}
+	return nil
+}
+
+func (x *EnrollResponse) GetClientCertificatePem() []byte {
+	if x != nil {
+		return x.ClientCertificatePem
 	}
 	return nil
 }
@@ -740,8 +763,12 @@ type CommandPayload struct {
 	// Key management travels as signed commands too.
 	KeyAnnouncement *KeyAnnouncement `protobuf:"bytes,3,opt,name=key_announcement,json=keyAnnouncement,proto3" json:"key_announcement,omitempty"`
 	KeyRevocation   *KeyRevocation   `protobuf:"bytes,4,opt,name=key_revocation,json=keyRevocation,proto3" json:"key_revocation,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Node-control commands, not miner-scoped (miner_ids and spec stay empty): a discovery scan, and pairing
+	// of discovered devices. Like every command they are signed and seq-checked by the node's CommandGate.
+	Discovery     *DiscoveryRequest `protobuf:"bytes,5,opt,name=discovery,proto3" json:"discovery,omitempty"`
+	Pairing       *PairingRequest   `protobuf:"bytes,6,opt,name=pairing,proto3" json:"pairing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CommandPayload) Reset() {
@@ -802,6 +829,321 @@ func (x *CommandPayload) GetKeyRevocation() *KeyRevocation {
 	return nil
 }
 
+func (x *CommandPayload) GetDiscovery() *DiscoveryRequest {
+	if x != nil {
+		return x.Discovery
+	}
+	return nil
+}
+
+func (x *CommandPayload) GetPairing() *PairingRequest {
+	if x != nil {
+		return x.Pairing
+	}
+	return nil
+}
+
+// DiscoveryRequest asks a node to scan its LAN for miners. It never makes a device the node's: what the scan
+// finds is reported as EVENT_KIND_SCAN events and waits for the operator to pair it.
+type DiscoveryRequest struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	ScanId           string                 `protobuf:"bytes,1,opt,name=scan_id,json=scanId,proto3" json:"scan_id,omitempty"`
+	Targets          []string               `protobuf:"bytes,2,rep,name=targets,proto3" json:"targets,omitempty"`                                       // addresses, CIDR blocks, ranges (node/discovery ParseTargets)
+	CgminerPorts     []int32                `protobuf:"varint,3,rep,packed,name=cgminer_ports,json=cgminerPorts,proto3" json:"cgminer_ports,omitempty"` // empty: the node's defaults
+	AntminerWebPorts []int32                `protobuf:"varint,4,rep,packed,name=antminer_web_ports,json=antminerWebPorts,proto3" json:"antminer_web_ports,omitempty"`
+	ProtoPorts       []int32                `protobuf:"varint,5,rep,packed,name=proto_ports,json=protoPorts,proto3" json:"proto_ports,omitempty"`
+	TlsPorts         []int32                `protobuf:"varint,6,rep,packed,name=tls_ports,json=tlsPorts,proto3" json:"tls_ports,omitempty"`
+	Protocols        []Protocol             `protobuf:"varint,7,rep,packed,name=protocols,proto3,enum=hashfleet.v1.Protocol" json:"protocols,omitempty"` // empty: all
+	// Antminer web credentials to read serial and MAC during the scan: the user in clear, the password sealed
+	// to this node (device id "scan/<scan_id>", purpose "miner-login"). Both empty: none.
+	AntminerUser     string `protobuf:"bytes,8,opt,name=antminer_user,json=antminerUser,proto3" json:"antminer_user,omitempty"`
+	AntminerEnvelope []byte `protobuf:"bytes,9,opt,name=antminer_envelope,json=antminerEnvelope,proto3" json:"antminer_envelope,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *DiscoveryRequest) Reset() {
+	*x = DiscoveryRequest{}
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiscoveryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiscoveryRequest) ProtoMessage() {}
+
+func (x *DiscoveryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiscoveryRequest.ProtoReflect.Descriptor instead.
+func (*DiscoveryRequest) Descriptor() ([]byte, []int) {
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DiscoveryRequest) GetScanId() string {
+	if x != nil {
+		return x.ScanId
+	}
+	return ""
+}
+
+func (x *DiscoveryRequest) GetTargets() []string {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+func (x *DiscoveryRequest) GetCgminerPorts() []int32 {
+	if x != nil {
+		return x.CgminerPorts
+	}
+	return nil
+}
+
+func (x *DiscoveryRequest) GetAntminerWebPorts() []int32 {
+	if x != nil {
+		return x.AntminerWebPorts
+	}
+	return nil
+}
+
+func (x *DiscoveryRequest) GetProtoPorts() []int32 {
+	if x != nil {
+		return x.ProtoPorts
+	}
+	return nil
+}
+
+func (x *DiscoveryRequest) GetTlsPorts() []int32 {
+	if x != nil {
+		return x.TlsPorts
+	}
+	return nil
+}
+
+func (x *DiscoveryRequest) GetProtocols() []Protocol {
+	if x != nil {
+		return x.Protocols
+	}
+	return nil
+}
+
+func (x *DiscoveryRequest) GetAntminerUser() string {
+	if x != nil {
+		return x.AntminerUser
+	}
+	return ""
+}
+
+func (x *DiscoveryRequest) GetAntminerEnvelope() []byte {
+	if x != nil {
+		return x.AntminerEnvelope
+	}
+	return nil
+}
+
+// PairingRequest asks a node to reach each device with the credentials given (its login_envelope and
+// login_user) or the defaults, pairing Proto rigs with the node's miner-signing key, and to report per device:
+// SUCCEEDED (paired), NEEDS_CREDENTIALS, WRONG_CREDENTIALS, or FAILED with the reason.
+type PairingRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PairingId     string                 `protobuf:"bytes,1,opt,name=pairing_id,json=pairingId,proto3" json:"pairing_id,omitempty"`
+	Devices       []*Device              `protobuf:"bytes,2,rep,name=devices,proto3" json:"devices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PairingRequest) Reset() {
+	*x = PairingRequest{}
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PairingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PairingRequest) ProtoMessage() {}
+
+func (x *PairingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PairingRequest.ProtoReflect.Descriptor instead.
+func (*PairingRequest) Descriptor() ([]byte, []int) {
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PairingRequest) GetPairingId() string {
+	if x != nil {
+		return x.PairingId
+	}
+	return ""
+}
+
+func (x *PairingRequest) GetDevices() []*Device {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+// ScanReport is a discovery scan's progress (EVENT_KIND_SCAN): the counters so far and the devices and
+// target errors found since the previous report of the same scan.
+type ScanReport struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	ScanId           string                 `protobuf:"bytes,1,opt,name=scan_id,json=scanId,proto3" json:"scan_id,omitempty"`
+	State            string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"` // running, done, canceled, failed
+	Total            int32                  `protobuf:"varint,3,opt,name=total,proto3" json:"total,omitempty"`
+	Probed           int32                  `protobuf:"varint,4,opt,name=probed,proto3" json:"probed,omitempty"`
+	FoundCount       int32                  `protobuf:"varint,5,opt,name=found_count,json=foundCount,proto3" json:"found_count,omitempty"`
+	ErrorCount       int32                  `protobuf:"varint,6,opt,name=error_count,json=errorCount,proto3" json:"error_count,omitempty"`
+	Found            []*Device              `protobuf:"bytes,7,rep,name=found,proto3" json:"found,omitempty"`
+	Errors           []string               `protobuf:"bytes,8,rep,name=errors,proto3" json:"errors,omitempty"`
+	StartedAtUnixMs  int64                  `protobuf:"varint,9,opt,name=started_at_unix_ms,json=startedAtUnixMs,proto3" json:"started_at_unix_ms,omitempty"`
+	FinishedAtUnixMs int64                  `protobuf:"varint,10,opt,name=finished_at_unix_ms,json=finishedAtUnixMs,proto3" json:"finished_at_unix_ms,omitempty"`
+	Message          string                 `protobuf:"bytes,11,opt,name=message,proto3" json:"message,omitempty"`                       // why a scan failed
+	ReportSeq        uint32                 `protobuf:"varint,12,opt,name=report_seq,json=reportSeq,proto3" json:"report_seq,omitempty"` // per scan, strictly increasing: an older or replayed report changes nothing
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ScanReport) Reset() {
+	*x = ScanReport{}
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScanReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScanReport) ProtoMessage() {}
+
+func (x *ScanReport) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScanReport.ProtoReflect.Descriptor instead.
+func (*ScanReport) Descriptor() ([]byte, []int) {
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ScanReport) GetScanId() string {
+	if x != nil {
+		return x.ScanId
+	}
+	return ""
+}
+
+func (x *ScanReport) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ScanReport) GetTotal() int32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *ScanReport) GetProbed() int32 {
+	if x != nil {
+		return x.Probed
+	}
+	return 0
+}
+
+func (x *ScanReport) GetFoundCount() int32 {
+	if x != nil {
+		return x.FoundCount
+	}
+	return 0
+}
+
+func (x *ScanReport) GetErrorCount() int32 {
+	if x != nil {
+		return x.ErrorCount
+	}
+	return 0
+}
+
+func (x *ScanReport) GetFound() []*Device {
+	if x != nil {
+		return x.Found
+	}
+	return nil
+}
+
+func (x *ScanReport) GetErrors() []string {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *ScanReport) GetStartedAtUnixMs() int64 {
+	if x != nil {
+		return x.StartedAtUnixMs
+	}
+	return 0
+}
+
+func (x *ScanReport) GetFinishedAtUnixMs() int64 {
+	if x != nil {
+		return x.FinishedAtUnixMs
+	}
+	return 0
+}
+
+func (x *ScanReport) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ScanReport) GetReportSeq() uint32 {
+	if x != nil {
+		return x.ReportSeq
+	}
+	return 0
+}
+
 // KeyAnnouncement introduces a new org key; it is valid only as the payload of a command
 // signed by a key the node already trusts.
 type KeyAnnouncement struct {
@@ -815,7 +1157,7 @@ type KeyAnnouncement struct {
 
 func (x *KeyAnnouncement) Reset() {
 	*x = KeyAnnouncement{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[9]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -827,7 +1169,7 @@ func (x *KeyAnnouncement) String() string {
 func (*KeyAnnouncement) ProtoMessage() {}
 
 func (x *KeyAnnouncement) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[9]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -840,7 +1182,7 @@ func (x *KeyAnnouncement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyAnnouncement.ProtoReflect.Descriptor instead.
 func (*KeyAnnouncement) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{9}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *KeyAnnouncement) GetKey() *CommandKey {
@@ -874,7 +1216,7 @@ type KeyRevocation struct {
 
 func (x *KeyRevocation) Reset() {
 	*x = KeyRevocation{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[10]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +1228,7 @@ func (x *KeyRevocation) String() string {
 func (*KeyRevocation) ProtoMessage() {}
 
 func (x *KeyRevocation) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[10]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +1241,7 @@ func (x *KeyRevocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyRevocation.ProtoReflect.Descriptor instead.
 func (*KeyRevocation) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{10}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *KeyRevocation) GetOrgId() string {
@@ -930,7 +1272,7 @@ type ControlHello struct {
 
 func (x *ControlHello) Reset() {
 	*x = ControlHello{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[11]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -942,7 +1284,7 @@ func (x *ControlHello) String() string {
 func (*ControlHello) ProtoMessage() {}
 
 func (x *ControlHello) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[11]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -955,7 +1297,7 @@ func (x *ControlHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlHello.ProtoReflect.Descriptor instead.
 func (*ControlHello) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{11}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ControlHello) GetNodeId() string {
@@ -1010,7 +1352,7 @@ type ControlGoaway struct {
 
 func (x *ControlGoaway) Reset() {
 	*x = ControlGoaway{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[12]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1022,7 +1364,7 @@ func (x *ControlGoaway) String() string {
 func (*ControlGoaway) ProtoMessage() {}
 
 func (x *ControlGoaway) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[12]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1035,7 +1377,7 @@ func (x *ControlGoaway) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlGoaway.ProtoReflect.Descriptor instead.
 func (*ControlGoaway) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{12}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ControlGoaway) GetReason() string {
@@ -1064,7 +1406,7 @@ type CommandAck struct {
 
 func (x *CommandAck) Reset() {
 	*x = CommandAck{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[13]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1076,7 +1418,7 @@ func (x *CommandAck) String() string {
 func (*CommandAck) ProtoMessage() {}
 
 func (x *CommandAck) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[13]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1089,7 +1431,7 @@ func (x *CommandAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandAck.ProtoReflect.Descriptor instead.
 func (*CommandAck) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{13}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CommandAck) GetCommandId() string {
@@ -1132,7 +1474,7 @@ type CommandResultReport struct {
 
 func (x *CommandResultReport) Reset() {
 	*x = CommandResultReport{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[14]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1486,7 @@ func (x *CommandResultReport) String() string {
 func (*CommandResultReport) ProtoMessage() {}
 
 func (x *CommandResultReport) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[14]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1499,7 @@ func (x *CommandResultReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResultReport.ProtoReflect.Descriptor instead.
 func (*CommandResultReport) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{14}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CommandResultReport) GetCommandId() string {
@@ -1202,7 +1544,7 @@ type LeaseRequest struct {
 
 func (x *LeaseRequest) Reset() {
 	*x = LeaseRequest{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[15]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1556,7 @@ func (x *LeaseRequest) String() string {
 func (*LeaseRequest) ProtoMessage() {}
 
 func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[15]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1569,7 @@ func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRequest) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{15}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LeaseRequest) GetPairId() string {
@@ -1286,7 +1628,7 @@ type LeaseGrant struct {
 
 func (x *LeaseGrant) Reset() {
 	*x = LeaseGrant{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[16]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1640,7 @@ func (x *LeaseGrant) String() string {
 func (*LeaseGrant) ProtoMessage() {}
 
 func (x *LeaseGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[16]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1653,7 @@ func (x *LeaseGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseGrant.ProtoReflect.Descriptor instead.
 func (*LeaseGrant) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{16}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LeaseGrant) GetPairId() string {
@@ -1370,7 +1712,7 @@ type LeaseDenied struct {
 
 func (x *LeaseDenied) Reset() {
 	*x = LeaseDenied{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[17]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1382,7 +1724,7 @@ func (x *LeaseDenied) String() string {
 func (*LeaseDenied) ProtoMessage() {}
 
 func (x *LeaseDenied) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[17]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1395,7 +1737,7 @@ func (x *LeaseDenied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseDenied.ProtoReflect.Descriptor instead.
 func (*LeaseDenied) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{17}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LeaseDenied) GetPairId() string {
@@ -1455,7 +1797,7 @@ type NodeToCloud struct {
 
 func (x *NodeToCloud) Reset() {
 	*x = NodeToCloud{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[18]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1467,7 +1809,7 @@ func (x *NodeToCloud) String() string {
 func (*NodeToCloud) ProtoMessage() {}
 
 func (x *NodeToCloud) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[18]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1480,7 +1822,7 @@ func (x *NodeToCloud) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeToCloud.ProtoReflect.Descriptor instead.
 func (*NodeToCloud) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{18}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *NodeToCloud) GetMsg() isNodeToCloud_Msg {
@@ -1570,7 +1912,7 @@ type CloudToNode struct {
 
 func (x *CloudToNode) Reset() {
 	*x = CloudToNode{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[19]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1924,7 @@ func (x *CloudToNode) String() string {
 func (*CloudToNode) ProtoMessage() {}
 
 func (x *CloudToNode) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[19]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1937,7 @@ func (x *CloudToNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloudToNode.ProtoReflect.Descriptor instead.
 func (*CloudToNode) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{19}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CloudToNode) GetMsg() isCloudToNode_Msg {
@@ -1696,7 +2038,7 @@ type HelloAck struct {
 
 func (x *HelloAck) Reset() {
 	*x = HelloAck{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[20]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1708,7 +2050,7 @@ func (x *HelloAck) String() string {
 func (*HelloAck) ProtoMessage() {}
 
 func (x *HelloAck) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[20]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1721,7 +2063,7 @@ func (x *HelloAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelloAck.ProtoReflect.Descriptor instead.
 func (*HelloAck) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{20}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HelloAck) GetNodeId() string {
@@ -1764,7 +2106,7 @@ type TelemetryBatch struct {
 
 func (x *TelemetryBatch) Reset() {
 	*x = TelemetryBatch{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[21]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1776,7 +2118,7 @@ func (x *TelemetryBatch) String() string {
 func (*TelemetryBatch) ProtoMessage() {}
 
 func (x *TelemetryBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[21]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1789,7 +2131,7 @@ func (x *TelemetryBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryBatch.ProtoReflect.Descriptor instead.
 func (*TelemetryBatch) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{21}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TelemetryBatch) GetNodeId() string {
@@ -1831,7 +2173,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[22]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1843,7 +2185,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[22]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1856,7 +2198,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{22}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Ack) GetBatchSeq() uint64 {
@@ -1892,13 +2234,15 @@ type Event struct {
 	Audit         *AuditRecord           `protobuf:"bytes,8,opt,name=audit,proto3" json:"audit,omitempty"`
 	LocalCommand  *LocalCommand          `protobuf:"bytes,9,opt,name=local_command,json=localCommand,proto3" json:"local_command,omitempty"`
 	Device        *Device                `protobuf:"bytes,10,opt,name=device,proto3" json:"device,omitempty"`
+	Scan          *ScanReport            `protobuf:"bytes,11,opt,name=scan,proto3" json:"scan,omitempty"`                                  // EVENT_KIND_SCAN
+	NodeMetrics   *NodeMetrics           `protobuf:"bytes,12,opt,name=node_metrics,json=nodeMetrics,proto3" json:"node_metrics,omitempty"` // EVENT_KIND_NODE_METRICS
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[23]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1910,7 +2254,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[23]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1923,7 +2267,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{23}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Event) GetEventId() string {
@@ -1996,6 +2340,147 @@ func (x *Event) GetDevice() *Device {
 	return nil
 }
 
+func (x *Event) GetScan() *ScanReport {
+	if x != nil {
+		return x.Scan
+	}
+	return nil
+}
+
+func (x *Event) GetNodeMetrics() *NodeMetrics {
+	if x != nil {
+		return x.NodeMetrics
+	}
+	return nil
+}
+
+// NodeMetrics is a snapshot of a node's own process, forwarded to the cloud as an EVENT_KIND_NODE_METRICS
+// event when the node runs with --forward-metrics (off by default). The cloud keeps the latest per node and
+// shows it in GET /api/v1/nodes. Zero means "not known" where the platform does not report a figure.
+type NodeMetrics struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	AtUnixMs            int64                  `protobuf:"varint,1,opt,name=at_unix_ms,json=atUnixMs,proto3" json:"at_unix_ms,omitempty"`      // when the node took the snapshot
+	CpuSeconds          float64                `protobuf:"fixed64,2,opt,name=cpu_seconds,json=cpuSeconds,proto3" json:"cpu_seconds,omitempty"` // process CPU time (user + system) since it started
+	ResidentMemoryBytes uint64                 `protobuf:"varint,3,opt,name=resident_memory_bytes,json=residentMemoryBytes,proto3" json:"resident_memory_bytes,omitempty"`
+	Goroutines          uint32                 `protobuf:"varint,4,opt,name=goroutines,proto3" json:"goroutines,omitempty"`
+	OpenFds             uint32                 `protobuf:"varint,5,opt,name=open_fds,json=openFds,proto3" json:"open_fds,omitempty"`
+	GcPauseP99Seconds   float64                `protobuf:"fixed64,6,opt,name=gc_pause_p99_seconds,json=gcPauseP99Seconds,proto3" json:"gc_pause_p99_seconds,omitempty"`                                                            // 99th percentile stop-the-world GC pause since the process started
+	MinersByState       map[string]uint32      `protobuf:"bytes,7,rep,name=miners_by_state,json=minersByState,proto3" json:"miners_by_state,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"` // lower-case state name ("mining", "unreachable", ...) → miners
+	SpoolItems          uint64                 `protobuf:"varint,8,opt,name=spool_items,json=spoolItems,proto3" json:"spool_items,omitempty"`                                                                                      // samples and events held for the cloud (spool, else the in-memory outbox)
+	SpoolBytes          uint64                 `protobuf:"varint,9,opt,name=spool_bytes,json=spoolBytes,proto3" json:"spool_bytes,omitempty"`                                                                                      // bytes the spool holds (0 without a spool)
+	UptimeSeconds       float64                `protobuf:"fixed64,10,opt,name=uptime_seconds,json=uptimeSeconds,proto3" json:"uptime_seconds,omitempty"`
+	SoftwareVersion     string                 `protobuf:"bytes,11,opt,name=software_version,json=softwareVersion,proto3" json:"software_version,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *NodeMetrics) Reset() {
+	*x = NodeMetrics{}
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeMetrics) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeMetrics) ProtoMessage() {}
+
+func (x *NodeMetrics) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeMetrics.ProtoReflect.Descriptor instead.
+func (*NodeMetrics) Descriptor() ([]byte, []int) {
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *NodeMetrics) GetAtUnixMs() int64 {
+	if x != nil {
+		return x.AtUnixMs
+	}
+	return 0
+}
+
+func (x *NodeMetrics) GetCpuSeconds() float64 {
+	if x != nil {
+		return x.CpuSeconds
+	}
+	return 0
+}
+
+func (x *NodeMetrics) GetResidentMemoryBytes() uint64 {
+	if x != nil {
+		return x.ResidentMemoryBytes
+	}
+	return 0
+}
+
+func (x *NodeMetrics) GetGoroutines() uint32 {
+	if x != nil {
+		return x.Goroutines
+	}
+	return 0
+}
+
+func (x *NodeMetrics) GetOpenFds() uint32 {
+	if x != nil {
+		return x.OpenFds
+	}
+	return 0
+}
+
+func (x *NodeMetrics) GetGcPauseP99Seconds() float64 {
+	if x != nil {
+		return x.GcPauseP99Seconds
+	}
+	return 0
+}
+
+func (x *NodeMetrics) GetMinersByState() map[string]uint32 {
+	if x != nil {
+		return x.MinersByState
+	}
+	return nil
+}
+
+func (x *NodeMetrics) GetSpoolItems() uint64 {
+	if x != nil {
+		return x.SpoolItems
+	}
+	return 0
+}
+
+func (x *NodeMetrics) GetSpoolBytes() uint64 {
+	if x != nil {
+		return x.SpoolBytes
+	}
+	return 0
+}
+
+func (x *NodeMetrics) GetUptimeSeconds() float64 {
+	if x != nil {
+		return x.UptimeSeconds
+	}
+	return 0
+}
+
+func (x *NodeMetrics) GetSoftwareVersion() string {
+	if x != nil {
+		return x.SoftwareVersion
+	}
+	return ""
+}
+
 type EventBatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
@@ -2008,7 +2493,7 @@ type EventBatch struct {
 
 func (x *EventBatch) Reset() {
 	*x = EventBatch{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[24]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2020,7 +2505,7 @@ func (x *EventBatch) String() string {
 func (*EventBatch) ProtoMessage() {}
 
 func (x *EventBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[24]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2033,7 +2518,7 @@ func (x *EventBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventBatch.ProtoReflect.Descriptor instead.
 func (*EventBatch) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{24}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *EventBatch) GetNodeId() string {
@@ -2076,7 +2561,7 @@ type HeartbeatPing struct {
 
 func (x *HeartbeatPing) Reset() {
 	*x = HeartbeatPing{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[25]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2088,7 +2573,7 @@ func (x *HeartbeatPing) String() string {
 func (*HeartbeatPing) ProtoMessage() {}
 
 func (x *HeartbeatPing) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[25]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2101,7 +2586,7 @@ func (x *HeartbeatPing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatPing.ProtoReflect.Descriptor instead.
 func (*HeartbeatPing) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{25}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *HeartbeatPing) GetNodeId() string {
@@ -2141,7 +2626,7 @@ type HeartbeatPong struct {
 
 func (x *HeartbeatPong) Reset() {
 	*x = HeartbeatPong{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[26]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2153,7 +2638,7 @@ func (x *HeartbeatPong) String() string {
 func (*HeartbeatPong) ProtoMessage() {}
 
 func (x *HeartbeatPong) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[26]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2166,7 +2651,7 @@ func (x *HeartbeatPong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatPong.ProtoReflect.Descriptor instead.
 func (*HeartbeatPong) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{26}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *HeartbeatPong) GetServerTimeUnixMs() int64 {
@@ -2188,7 +2673,7 @@ type HLC struct {
 
 func (x *HLC) Reset() {
 	*x = HLC{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[27]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2200,7 +2685,7 @@ func (x *HLC) String() string {
 func (*HLC) ProtoMessage() {}
 
 func (x *HLC) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[27]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2213,7 +2698,7 @@ func (x *HLC) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HLC.ProtoReflect.Descriptor instead.
 func (*HLC) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{27}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *HLC) GetWallMs() int64 {
@@ -2255,7 +2740,7 @@ type LocalCommand struct {
 
 func (x *LocalCommand) Reset() {
 	*x = LocalCommand{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[28]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2267,7 +2752,7 @@ func (x *LocalCommand) String() string {
 func (*LocalCommand) ProtoMessage() {}
 
 func (x *LocalCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[28]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2280,7 +2765,7 @@ func (x *LocalCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalCommand.ProtoReflect.Descriptor instead.
 func (*LocalCommand) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{28}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LocalCommand) GetCommandId() string {
@@ -2367,7 +2852,7 @@ type AuditRecord struct {
 
 func (x *AuditRecord) Reset() {
 	*x = AuditRecord{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[29]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2379,7 +2864,7 @@ func (x *AuditRecord) String() string {
 func (*AuditRecord) ProtoMessage() {}
 
 func (x *AuditRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[29]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2392,7 +2877,7 @@ func (x *AuditRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
 func (*AuditRecord) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{29}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AuditRecord) GetCommandId() string {
@@ -2483,21 +2968,23 @@ var File_hashfleet_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"\n" +
-	"\x1ahashfleet/v1/gateway.proto\x12\fhashfleet.v1\x1a\x19hashfleet/v1/common.proto\"\xf1\x01\n" +
+	"\x1ahashfleet/v1/gateway.proto\x12\fhashfleet.v1\x1a\x19hashfleet/v1/common.proto\"\x97\x02\n" +
 	"\rEnrollRequest\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x1b\n" +
 	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x12\x12\n" +
 	"\x04site\x18\x03 \x01(\tR\x04site\x12.\n" +
 	"\x13identity_public_key\x18\x04 \x01(\fR\x11identityPublicKey\x127\n" +
 	"\x18miner_signing_public_key\x18\x05 \x01(\fR\x15minerSigningPublicKey\x122\n" +
-	"\x15credential_public_key\x18\x06 \x01(\fR\x13credentialPublicKey\"\xe7\x01\n" +
+	"\x15credential_public_key\x18\x06 \x01(\fR\x13credentialPublicKey\x12$\n" +
+	"\x0etls_public_key\x18\a \x01(\fR\ftlsPublicKey\"\x9d\x02\n" +
 	"\x0eEnrollResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x15\n" +
 	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x121\n" +
 	"\x14identity_fingerprint\x18\x03 \x01(\tR\x13identityFingerprint\x12\x17\n" +
 	"\aapi_key\x18\x04 \x01(\tR\x06apiKey\x12\x1c\n" +
 	"\tconfirmed\x18\x05 \x01(\bR\tconfirmed\x12;\n" +
-	"\fcommand_keys\x18\x06 \x03(\v2\x18.hashfleet.v1.CommandKeyR\vcommandKeys\"+\n" +
+	"\fcommand_keys\x18\x06 \x03(\v2\x18.hashfleet.v1.CommandKeyR\vcommandKeys\x124\n" +
+	"\x16client_certificate_pem\x18\a \x01(\fR\x14clientCertificatePem\"+\n" +
 	"\x10ChallengeRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"V\n" +
 	"\x11ChallengeResponse\x12\x14\n" +
@@ -2533,12 +3020,47 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\b \x01(\tR\x0eidempotencyKey\x12\x18\n" +
 	"\apayload\x18\t \x01(\fR\apayload\x12)\n" +
 	"\x11issued_at_unix_ms\x18\n" +
-	" \x01(\x03R\x0eissuedAtUnixMs\"\xea\x01\n" +
+	" \x01(\x03R\x0eissuedAtUnixMs\"\xe0\x02\n" +
 	"\x0eCommandPayload\x12\x1b\n" +
 	"\tminer_ids\x18\x01 \x03(\tR\bminerIds\x12-\n" +
 	"\x04spec\x18\x02 \x01(\v2\x19.hashfleet.v1.CommandSpecR\x04spec\x12H\n" +
 	"\x10key_announcement\x18\x03 \x01(\v2\x1d.hashfleet.v1.KeyAnnouncementR\x0fkeyAnnouncement\x12B\n" +
-	"\x0ekey_revocation\x18\x04 \x01(\v2\x1b.hashfleet.v1.KeyRevocationR\rkeyRevocation\"\x8c\x01\n" +
+	"\x0ekey_revocation\x18\x04 \x01(\v2\x1b.hashfleet.v1.KeyRevocationR\rkeyRevocation\x12<\n" +
+	"\tdiscovery\x18\x05 \x01(\v2\x1e.hashfleet.v1.DiscoveryRequestR\tdiscovery\x126\n" +
+	"\apairing\x18\x06 \x01(\v2\x1c.hashfleet.v1.PairingRequestR\apairing\"\xde\x02\n" +
+	"\x10DiscoveryRequest\x12\x17\n" +
+	"\ascan_id\x18\x01 \x01(\tR\x06scanId\x12\x18\n" +
+	"\atargets\x18\x02 \x03(\tR\atargets\x12#\n" +
+	"\rcgminer_ports\x18\x03 \x03(\x05R\fcgminerPorts\x12,\n" +
+	"\x12antminer_web_ports\x18\x04 \x03(\x05R\x10antminerWebPorts\x12\x1f\n" +
+	"\vproto_ports\x18\x05 \x03(\x05R\n" +
+	"protoPorts\x12\x1b\n" +
+	"\ttls_ports\x18\x06 \x03(\x05R\btlsPorts\x124\n" +
+	"\tprotocols\x18\a \x03(\x0e2\x16.hashfleet.v1.ProtocolR\tprotocols\x12#\n" +
+	"\rantminer_user\x18\b \x01(\tR\fantminerUser\x12+\n" +
+	"\x11antminer_envelope\x18\t \x01(\fR\x10antminerEnvelope\"_\n" +
+	"\x0ePairingRequest\x12\x1d\n" +
+	"\n" +
+	"pairing_id\x18\x01 \x01(\tR\tpairingId\x12.\n" +
+	"\adevices\x18\x02 \x03(\v2\x14.hashfleet.v1.DeviceR\adevices\"\x84\x03\n" +
+	"\n" +
+	"ScanReport\x12\x17\n" +
+	"\ascan_id\x18\x01 \x01(\tR\x06scanId\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
+	"\x05total\x18\x03 \x01(\x05R\x05total\x12\x16\n" +
+	"\x06probed\x18\x04 \x01(\x05R\x06probed\x12\x1f\n" +
+	"\vfound_count\x18\x05 \x01(\x05R\n" +
+	"foundCount\x12\x1f\n" +
+	"\verror_count\x18\x06 \x01(\x05R\n" +
+	"errorCount\x12*\n" +
+	"\x05found\x18\a \x03(\v2\x14.hashfleet.v1.DeviceR\x05found\x12\x16\n" +
+	"\x06errors\x18\b \x03(\tR\x06errors\x12+\n" +
+	"\x12started_at_unix_ms\x18\t \x01(\x03R\x0fstartedAtUnixMs\x12-\n" +
+	"\x13finished_at_unix_ms\x18\n" +
+	" \x01(\x03R\x10finishedAtUnixMs\x12\x18\n" +
+	"\amessage\x18\v \x01(\tR\amessage\x12\x1d\n" +
+	"\n" +
+	"report_seq\x18\f \x01(\rR\treportSeq\"\x8c\x01\n" +
 	"\x0fKeyAnnouncement\x12*\n" +
 	"\x03key\x18\x01 \x01(\v2\x18.hashfleet.v1.CommandKeyR\x03key\x12\"\n" +
 	"\rretire_key_id\x18\x02 \x01(\tR\vretireKeyId\x12)\n" +
@@ -2623,7 +3145,7 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"\x03Ack\x12\x1b\n" +
 	"\tbatch_seq\x18\x01 \x01(\x04R\bbatchSeq\x12,\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x18.hashfleet.v1.ResultCodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\xb0\x03\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\x9c\x04\n" +
 	"\x05Event\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x19\n" +
 	"\bminer_id\x18\x02 \x01(\tR\aminerId\x12+\n" +
@@ -2637,7 +3159,31 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"\x05audit\x18\b \x01(\v2\x19.hashfleet.v1.AuditRecordR\x05audit\x12?\n" +
 	"\rlocal_command\x18\t \x01(\v2\x1a.hashfleet.v1.LocalCommandR\flocalCommand\x12,\n" +
 	"\x06device\x18\n" +
-	" \x01(\v2\x14.hashfleet.v1.DeviceR\x06device\"\x94\x01\n" +
+	" \x01(\v2\x14.hashfleet.v1.DeviceR\x06device\x12,\n" +
+	"\x04scan\x18\v \x01(\v2\x18.hashfleet.v1.ScanReportR\x04scan\x12<\n" +
+	"\fnode_metrics\x18\f \x01(\v2\x19.hashfleet.v1.NodeMetricsR\vnodeMetrics\"\x98\x04\n" +
+	"\vNodeMetrics\x12\x1c\n" +
+	"\n" +
+	"at_unix_ms\x18\x01 \x01(\x03R\batUnixMs\x12\x1f\n" +
+	"\vcpu_seconds\x18\x02 \x01(\x01R\n" +
+	"cpuSeconds\x122\n" +
+	"\x15resident_memory_bytes\x18\x03 \x01(\x04R\x13residentMemoryBytes\x12\x1e\n" +
+	"\n" +
+	"goroutines\x18\x04 \x01(\rR\n" +
+	"goroutines\x12\x19\n" +
+	"\bopen_fds\x18\x05 \x01(\rR\aopenFds\x12/\n" +
+	"\x14gc_pause_p99_seconds\x18\x06 \x01(\x01R\x11gcPauseP99Seconds\x12T\n" +
+	"\x0fminers_by_state\x18\a \x03(\v2,.hashfleet.v1.NodeMetrics.MinersByStateEntryR\rminersByState\x12\x1f\n" +
+	"\vspool_items\x18\b \x01(\x04R\n" +
+	"spoolItems\x12\x1f\n" +
+	"\vspool_bytes\x18\t \x01(\x04R\n" +
+	"spoolBytes\x12%\n" +
+	"\x0euptime_seconds\x18\n" +
+	" \x01(\x01R\ruptimeSeconds\x12)\n" +
+	"\x10software_version\x18\v \x01(\tR\x0fsoftwareVersion\x1a@\n" +
+	"\x12MinersByStateEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"\x94\x01\n" +
 	"\n" +
 	"EventBatch\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
@@ -2691,7 +3237,7 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"\x0eLEASE_OP_RENEW\x10\x02\x12\x14\n" +
 	"\x10LEASE_OP_PROMOTE\x10\x03\x12\x15\n" +
 	"\x11LEASE_OP_TRANSFER\x10\x04\x12\x14\n" +
-	"\x10LEASE_OP_RELEASE\x10\x05*\xee\x01\n" +
+	"\x10LEASE_OP_RELEASE\x10\x05*\x83\x02\n" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17EVENT_KIND_STATE_CHANGE\x10\x01\x12\x19\n" +
@@ -2700,7 +3246,8 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"\x18EVENT_KIND_LOCAL_COMMAND\x10\x04\x12\x19\n" +
 	"\x15EVENT_KIND_DISCOVERED\x10\x05\x12\x1b\n" +
 	"\x17EVENT_KIND_NODE_METRICS\x10\x06\x12\x19\n" +
-	"\x15EVENT_KIND_RULE_FIRED\x10\a2\x88\x04\n" +
+	"\x15EVENT_KIND_RULE_FIRED\x10\a\x12\x13\n" +
+	"\x0fEVENT_KIND_SCAN\x10\b2\x88\x04\n" +
 	"\aGateway\x12C\n" +
 	"\x06Enroll\x12\x1b.hashfleet.v1.EnrollRequest\x1a\x1c.hashfleet.v1.EnrollResponse\x12L\n" +
 	"\tChallenge\x12\x1e.hashfleet.v1.ChallengeRequest\x1a\x1f.hashfleet.v1.ChallengeResponse\x12K\n" +
@@ -2723,7 +3270,7 @@ func file_hashfleet_v1_gateway_proto_rawDescGZIP() []byte {
 }
 
 var file_hashfleet_v1_gateway_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_hashfleet_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_hashfleet_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_hashfleet_v1_gateway_proto_goTypes = []any{
 	(LeaseOp)(0),                // 0: hashfleet.v1.LeaseOp
 	(EventKind)(0),              // 1: hashfleet.v1.EventKind
@@ -2736,86 +3283,100 @@ var file_hashfleet_v1_gateway_proto_goTypes = []any{
 	(*CommandKey)(nil),          // 8: hashfleet.v1.CommandKey
 	(*ControlCommand)(nil),      // 9: hashfleet.v1.ControlCommand
 	(*CommandPayload)(nil),      // 10: hashfleet.v1.CommandPayload
-	(*KeyAnnouncement)(nil),     // 11: hashfleet.v1.KeyAnnouncement
-	(*KeyRevocation)(nil),       // 12: hashfleet.v1.KeyRevocation
-	(*ControlHello)(nil),        // 13: hashfleet.v1.ControlHello
-	(*ControlGoaway)(nil),       // 14: hashfleet.v1.ControlGoaway
-	(*CommandAck)(nil),          // 15: hashfleet.v1.CommandAck
-	(*CommandResultReport)(nil), // 16: hashfleet.v1.CommandResultReport
-	(*LeaseRequest)(nil),        // 17: hashfleet.v1.LeaseRequest
-	(*LeaseGrant)(nil),          // 18: hashfleet.v1.LeaseGrant
-	(*LeaseDenied)(nil),         // 19: hashfleet.v1.LeaseDenied
-	(*NodeToCloud)(nil),         // 20: hashfleet.v1.NodeToCloud
-	(*CloudToNode)(nil),         // 21: hashfleet.v1.CloudToNode
-	(*HelloAck)(nil),            // 22: hashfleet.v1.HelloAck
-	(*TelemetryBatch)(nil),      // 23: hashfleet.v1.TelemetryBatch
-	(*Ack)(nil),                 // 24: hashfleet.v1.Ack
-	(*Event)(nil),               // 25: hashfleet.v1.Event
-	(*EventBatch)(nil),          // 26: hashfleet.v1.EventBatch
-	(*HeartbeatPing)(nil),       // 27: hashfleet.v1.HeartbeatPing
-	(*HeartbeatPong)(nil),       // 28: hashfleet.v1.HeartbeatPong
-	(*HLC)(nil),                 // 29: hashfleet.v1.HLC
-	(*LocalCommand)(nil),        // 30: hashfleet.v1.LocalCommand
-	(*AuditRecord)(nil),         // 31: hashfleet.v1.AuditRecord
-	(*CommandSpec)(nil),         // 32: hashfleet.v1.CommandSpec
-	(ResultCode)(0),             // 33: hashfleet.v1.ResultCode
-	(*MinerResult)(nil),         // 34: hashfleet.v1.MinerResult
-	(*Device)(nil),              // 35: hashfleet.v1.Device
-	(*Telemetry)(nil),           // 36: hashfleet.v1.Telemetry
-	(MinerState)(0),             // 37: hashfleet.v1.MinerState
+	(*DiscoveryRequest)(nil),    // 11: hashfleet.v1.DiscoveryRequest
+	(*PairingRequest)(nil),      // 12: hashfleet.v1.PairingRequest
+	(*ScanReport)(nil),          // 13: hashfleet.v1.ScanReport
+	(*KeyAnnouncement)(nil),     // 14: hashfleet.v1.KeyAnnouncement
+	(*KeyRevocation)(nil),       // 15: hashfleet.v1.KeyRevocation
+	(*ControlHello)(nil),        // 16: hashfleet.v1.ControlHello
+	(*ControlGoaway)(nil),       // 17: hashfleet.v1.ControlGoaway
+	(*CommandAck)(nil),          // 18: hashfleet.v1.CommandAck
+	(*CommandResultReport)(nil), // 19: hashfleet.v1.CommandResultReport
+	(*LeaseRequest)(nil),        // 20: hashfleet.v1.LeaseRequest
+	(*LeaseGrant)(nil),          // 21: hashfleet.v1.LeaseGrant
+	(*LeaseDenied)(nil),         // 22: hashfleet.v1.LeaseDenied
+	(*NodeToCloud)(nil),         // 23: hashfleet.v1.NodeToCloud
+	(*CloudToNode)(nil),         // 24: hashfleet.v1.CloudToNode
+	(*HelloAck)(nil),            // 25: hashfleet.v1.HelloAck
+	(*TelemetryBatch)(nil),      // 26: hashfleet.v1.TelemetryBatch
+	(*Ack)(nil),                 // 27: hashfleet.v1.Ack
+	(*Event)(nil),               // 28: hashfleet.v1.Event
+	(*NodeMetrics)(nil),         // 29: hashfleet.v1.NodeMetrics
+	(*EventBatch)(nil),          // 30: hashfleet.v1.EventBatch
+	(*HeartbeatPing)(nil),       // 31: hashfleet.v1.HeartbeatPing
+	(*HeartbeatPong)(nil),       // 32: hashfleet.v1.HeartbeatPong
+	(*HLC)(nil),                 // 33: hashfleet.v1.HLC
+	(*LocalCommand)(nil),        // 34: hashfleet.v1.LocalCommand
+	(*AuditRecord)(nil),         // 35: hashfleet.v1.AuditRecord
+	nil,                         // 36: hashfleet.v1.NodeMetrics.MinersByStateEntry
+	(*CommandSpec)(nil),         // 37: hashfleet.v1.CommandSpec
+	(Protocol)(0),               // 38: hashfleet.v1.Protocol
+	(*Device)(nil),              // 39: hashfleet.v1.Device
+	(ResultCode)(0),             // 40: hashfleet.v1.ResultCode
+	(*MinerResult)(nil),         // 41: hashfleet.v1.MinerResult
+	(*Telemetry)(nil),           // 42: hashfleet.v1.Telemetry
+	(MinerState)(0),             // 43: hashfleet.v1.MinerState
 }
 var file_hashfleet_v1_gateway_proto_depIdxs = []int32{
 	8,  // 0: hashfleet.v1.EnrollResponse.command_keys:type_name -> hashfleet.v1.CommandKey
-	32, // 1: hashfleet.v1.CommandPayload.spec:type_name -> hashfleet.v1.CommandSpec
-	11, // 2: hashfleet.v1.CommandPayload.key_announcement:type_name -> hashfleet.v1.KeyAnnouncement
-	12, // 3: hashfleet.v1.CommandPayload.key_revocation:type_name -> hashfleet.v1.KeyRevocation
-	8,  // 4: hashfleet.v1.KeyAnnouncement.key:type_name -> hashfleet.v1.CommandKey
-	33, // 5: hashfleet.v1.CommandAck.code:type_name -> hashfleet.v1.ResultCode
-	34, // 6: hashfleet.v1.CommandResultReport.results:type_name -> hashfleet.v1.MinerResult
-	0,  // 7: hashfleet.v1.LeaseRequest.op:type_name -> hashfleet.v1.LeaseOp
-	13, // 8: hashfleet.v1.NodeToCloud.hello:type_name -> hashfleet.v1.ControlHello
-	15, // 9: hashfleet.v1.NodeToCloud.ack:type_name -> hashfleet.v1.CommandAck
-	16, // 10: hashfleet.v1.NodeToCloud.result:type_name -> hashfleet.v1.CommandResultReport
-	17, // 11: hashfleet.v1.NodeToCloud.lease_request:type_name -> hashfleet.v1.LeaseRequest
-	9,  // 12: hashfleet.v1.CloudToNode.command:type_name -> hashfleet.v1.ControlCommand
-	14, // 13: hashfleet.v1.CloudToNode.goaway:type_name -> hashfleet.v1.ControlGoaway
-	18, // 14: hashfleet.v1.CloudToNode.lease_grant:type_name -> hashfleet.v1.LeaseGrant
-	19, // 15: hashfleet.v1.CloudToNode.lease_denied:type_name -> hashfleet.v1.LeaseDenied
-	22, // 16: hashfleet.v1.CloudToNode.hello_ack:type_name -> hashfleet.v1.HelloAck
-	8,  // 17: hashfleet.v1.HelloAck.command_keys:type_name -> hashfleet.v1.CommandKey
-	35, // 18: hashfleet.v1.HelloAck.devices:type_name -> hashfleet.v1.Device
-	36, // 19: hashfleet.v1.TelemetryBatch.samples:type_name -> hashfleet.v1.Telemetry
-	33, // 20: hashfleet.v1.Ack.code:type_name -> hashfleet.v1.ResultCode
-	1,  // 21: hashfleet.v1.Event.kind:type_name -> hashfleet.v1.EventKind
-	37, // 22: hashfleet.v1.Event.from_state:type_name -> hashfleet.v1.MinerState
-	37, // 23: hashfleet.v1.Event.to_state:type_name -> hashfleet.v1.MinerState
-	31, // 24: hashfleet.v1.Event.audit:type_name -> hashfleet.v1.AuditRecord
-	30, // 25: hashfleet.v1.Event.local_command:type_name -> hashfleet.v1.LocalCommand
-	35, // 26: hashfleet.v1.Event.device:type_name -> hashfleet.v1.Device
-	25, // 27: hashfleet.v1.EventBatch.events:type_name -> hashfleet.v1.Event
-	29, // 28: hashfleet.v1.LocalCommand.hlc:type_name -> hashfleet.v1.HLC
-	32, // 29: hashfleet.v1.LocalCommand.spec:type_name -> hashfleet.v1.CommandSpec
-	34, // 30: hashfleet.v1.LocalCommand.results:type_name -> hashfleet.v1.MinerResult
-	33, // 31: hashfleet.v1.AuditRecord.code:type_name -> hashfleet.v1.ResultCode
-	2,  // 32: hashfleet.v1.Gateway.Enroll:input_type -> hashfleet.v1.EnrollRequest
-	4,  // 33: hashfleet.v1.Gateway.Challenge:input_type -> hashfleet.v1.ChallengeRequest
-	6,  // 34: hashfleet.v1.Gateway.OpenSession:input_type -> hashfleet.v1.OpenSessionRequest
-	20, // 35: hashfleet.v1.Gateway.ControlStream:input_type -> hashfleet.v1.NodeToCloud
-	23, // 36: hashfleet.v1.Gateway.UploadTelemetry:input_type -> hashfleet.v1.TelemetryBatch
-	26, // 37: hashfleet.v1.Gateway.UploadEvents:input_type -> hashfleet.v1.EventBatch
-	27, // 38: hashfleet.v1.Gateway.Heartbeat:input_type -> hashfleet.v1.HeartbeatPing
-	3,  // 39: hashfleet.v1.Gateway.Enroll:output_type -> hashfleet.v1.EnrollResponse
-	5,  // 40: hashfleet.v1.Gateway.Challenge:output_type -> hashfleet.v1.ChallengeResponse
-	7,  // 41: hashfleet.v1.Gateway.OpenSession:output_type -> hashfleet.v1.SessionToken
-	21, // 42: hashfleet.v1.Gateway.ControlStream:output_type -> hashfleet.v1.CloudToNode
-	24, // 43: hashfleet.v1.Gateway.UploadTelemetry:output_type -> hashfleet.v1.Ack
-	24, // 44: hashfleet.v1.Gateway.UploadEvents:output_type -> hashfleet.v1.Ack
-	28, // 45: hashfleet.v1.Gateway.Heartbeat:output_type -> hashfleet.v1.HeartbeatPong
-	39, // [39:46] is the sub-list for method output_type
-	32, // [32:39] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	37, // 1: hashfleet.v1.CommandPayload.spec:type_name -> hashfleet.v1.CommandSpec
+	14, // 2: hashfleet.v1.CommandPayload.key_announcement:type_name -> hashfleet.v1.KeyAnnouncement
+	15, // 3: hashfleet.v1.CommandPayload.key_revocation:type_name -> hashfleet.v1.KeyRevocation
+	11, // 4: hashfleet.v1.CommandPayload.discovery:type_name -> hashfleet.v1.DiscoveryRequest
+	12, // 5: hashfleet.v1.CommandPayload.pairing:type_name -> hashfleet.v1.PairingRequest
+	38, // 6: hashfleet.v1.DiscoveryRequest.protocols:type_name -> hashfleet.v1.Protocol
+	39, // 7: hashfleet.v1.PairingRequest.devices:type_name -> hashfleet.v1.Device
+	39, // 8: hashfleet.v1.ScanReport.found:type_name -> hashfleet.v1.Device
+	8,  // 9: hashfleet.v1.KeyAnnouncement.key:type_name -> hashfleet.v1.CommandKey
+	40, // 10: hashfleet.v1.CommandAck.code:type_name -> hashfleet.v1.ResultCode
+	41, // 11: hashfleet.v1.CommandResultReport.results:type_name -> hashfleet.v1.MinerResult
+	0,  // 12: hashfleet.v1.LeaseRequest.op:type_name -> hashfleet.v1.LeaseOp
+	16, // 13: hashfleet.v1.NodeToCloud.hello:type_name -> hashfleet.v1.ControlHello
+	18, // 14: hashfleet.v1.NodeToCloud.ack:type_name -> hashfleet.v1.CommandAck
+	19, // 15: hashfleet.v1.NodeToCloud.result:type_name -> hashfleet.v1.CommandResultReport
+	20, // 16: hashfleet.v1.NodeToCloud.lease_request:type_name -> hashfleet.v1.LeaseRequest
+	9,  // 17: hashfleet.v1.CloudToNode.command:type_name -> hashfleet.v1.ControlCommand
+	17, // 18: hashfleet.v1.CloudToNode.goaway:type_name -> hashfleet.v1.ControlGoaway
+	21, // 19: hashfleet.v1.CloudToNode.lease_grant:type_name -> hashfleet.v1.LeaseGrant
+	22, // 20: hashfleet.v1.CloudToNode.lease_denied:type_name -> hashfleet.v1.LeaseDenied
+	25, // 21: hashfleet.v1.CloudToNode.hello_ack:type_name -> hashfleet.v1.HelloAck
+	8,  // 22: hashfleet.v1.HelloAck.command_keys:type_name -> hashfleet.v1.CommandKey
+	39, // 23: hashfleet.v1.HelloAck.devices:type_name -> hashfleet.v1.Device
+	42, // 24: hashfleet.v1.TelemetryBatch.samples:type_name -> hashfleet.v1.Telemetry
+	40, // 25: hashfleet.v1.Ack.code:type_name -> hashfleet.v1.ResultCode
+	1,  // 26: hashfleet.v1.Event.kind:type_name -> hashfleet.v1.EventKind
+	43, // 27: hashfleet.v1.Event.from_state:type_name -> hashfleet.v1.MinerState
+	43, // 28: hashfleet.v1.Event.to_state:type_name -> hashfleet.v1.MinerState
+	35, // 29: hashfleet.v1.Event.audit:type_name -> hashfleet.v1.AuditRecord
+	34, // 30: hashfleet.v1.Event.local_command:type_name -> hashfleet.v1.LocalCommand
+	39, // 31: hashfleet.v1.Event.device:type_name -> hashfleet.v1.Device
+	13, // 32: hashfleet.v1.Event.scan:type_name -> hashfleet.v1.ScanReport
+	29, // 33: hashfleet.v1.Event.node_metrics:type_name -> hashfleet.v1.NodeMetrics
+	36, // 34: hashfleet.v1.NodeMetrics.miners_by_state:type_name -> hashfleet.v1.NodeMetrics.MinersByStateEntry
+	28, // 35: hashfleet.v1.EventBatch.events:type_name -> hashfleet.v1.Event
+	33, // 36: hashfleet.v1.LocalCommand.hlc:type_name -> hashfleet.v1.HLC
+	37, // 37: hashfleet.v1.LocalCommand.spec:type_name -> hashfleet.v1.CommandSpec
+	41, // 38: hashfleet.v1.LocalCommand.results:type_name -> hashfleet.v1.MinerResult
+	40, // 39: hashfleet.v1.AuditRecord.code:type_name -> hashfleet.v1.ResultCode
+	2,  // 40: hashfleet.v1.Gateway.Enroll:input_type -> hashfleet.v1.EnrollRequest
+	4,  // 41: hashfleet.v1.Gateway.Challenge:input_type -> hashfleet.v1.ChallengeRequest
+	6,  // 42: hashfleet.v1.Gateway.OpenSession:input_type -> hashfleet.v1.OpenSessionRequest
+	23, // 43: hashfleet.v1.Gateway.ControlStream:input_type -> hashfleet.v1.NodeToCloud
+	26, // 44: hashfleet.v1.Gateway.UploadTelemetry:input_type -> hashfleet.v1.TelemetryBatch
+	30, // 45: hashfleet.v1.Gateway.UploadEvents:input_type -> hashfleet.v1.EventBatch
+	31, // 46: hashfleet.v1.Gateway.Heartbeat:input_type -> hashfleet.v1.HeartbeatPing
+	3,  // 47: hashfleet.v1.Gateway.Enroll:output_type -> hashfleet.v1.EnrollResponse
+	5,  // 48: hashfleet.v1.Gateway.Challenge:output_type -> hashfleet.v1.ChallengeResponse
+	7,  // 49: hashfleet.v1.Gateway.OpenSession:output_type -> hashfleet.v1.SessionToken
+	24, // 50: hashfleet.v1.Gateway.ControlStream:output_type -> hashfleet.v1.CloudToNode
+	27, // 51: hashfleet.v1.Gateway.UploadTelemetry:output_type -> hashfleet.v1.Ack
+	27, // 52: hashfleet.v1.Gateway.UploadEvents:output_type -> hashfleet.v1.Ack
+	32, // 53: hashfleet.v1.Gateway.Heartbeat:output_type -> hashfleet.v1.HeartbeatPong
+	47, // [47:54] is the sub-list for method output_type
+	40, // [40:47] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_hashfleet_v1_gateway_proto_init() }
@@ -2824,13 +3385,13 @@ func file_hashfleet_v1_gateway_proto_init() {
 		return
 	}
 	file_hashfleet_v1_common_proto_init()
-	file_hashfleet_v1_gateway_proto_msgTypes[18].OneofWrappers = []any{
+	file_hashfleet_v1_gateway_proto_msgTypes[21].OneofWrappers = []any{
 		(*NodeToCloud_Hello)(nil),
 		(*NodeToCloud_Ack)(nil),
 		(*NodeToCloud_Result)(nil),
 		(*NodeToCloud_LeaseRequest)(nil),
 	}
-	file_hashfleet_v1_gateway_proto_msgTypes[19].OneofWrappers = []any{
+	file_hashfleet_v1_gateway_proto_msgTypes[22].OneofWrappers = []any{
 		(*CloudToNode_Command)(nil),
 		(*CloudToNode_Goaway)(nil),
 		(*CloudToNode_LeaseGrant)(nil),
@@ -2843,7 +3404,7 @@ func file_hashfleet_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hashfleet_v1_gateway_proto_rawDesc), len(file_hashfleet_v1_gateway_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   30,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -158,6 +158,7 @@ type NodeRecord struct {
 	Revoked               bool                   `protobuf:"varint,12,opt,name=revoked,proto3" json:"revoked,omitempty"`
 	EnrolledAtUnixMs      int64                  `protobuf:"varint,13,opt,name=enrolled_at_unix_ms,json=enrolledAtUnixMs,proto3" json:"enrolled_at_unix_ms,omitempty"`
 	LastSeenUnixMs        int64                  `protobuf:"varint,14,opt,name=last_seen_unix_ms,json=lastSeenUnixMs,proto3" json:"last_seen_unix_ms,omitempty"`
+	TlsPublicKey          []byte                 `protobuf:"bytes,15,opt,name=tls_public_key,json=tlsPublicKey,proto3" json:"tls_public_key,omitempty"` // the TLS client key the node enrolled with (PKIX DER); its client certificate is for it
 	unknownFields         protoimpl.UnknownFields
 	sizeCache             protoimpl.SizeCache
 }
@@ -290,6 +291,13 @@ func (x *NodeRecord) GetLastSeenUnixMs() int64 {
 	return 0
 }
 
+func (x *NodeRecord) GetTlsPublicKey() []byte {
+	if x != nil {
+		return x.TlsPublicKey
+	}
+	return nil
+}
+
 // SeqMark is the node's persisted command high-water mark.
 type SeqMark struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -343,6 +351,350 @@ func (x *SeqMark) GetUpdatedAtUnixMs() int64 {
 	return 0
 }
 
+// ScanRecord is the cloud's record of one discovery scan on one node: what was asked, and what the node
+// reported (EVENT_KIND_SCAN). Found devices are discovered, never owned.
+type ScanRecord struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	ScanId           string                 `protobuf:"bytes,1,opt,name=scan_id,json=scanId,proto3" json:"scan_id,omitempty"`
+	NodeId           string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Actor            string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	CreatedAtUnixMs  int64                  `protobuf:"varint,4,opt,name=created_at_unix_ms,json=createdAtUnixMs,proto3" json:"created_at_unix_ms,omitempty"`
+	Targets          []string               `protobuf:"bytes,5,rep,name=targets,proto3" json:"targets,omitempty"`
+	Protocols        []Protocol             `protobuf:"varint,6,rep,packed,name=protocols,proto3,enum=hashfleet.v1.Protocol" json:"protocols,omitempty"`
+	State            string                 `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"` // requested, running, done, canceled, failed, refused
+	Total            int32                  `protobuf:"varint,8,opt,name=total,proto3" json:"total,omitempty"`
+	Probed           int32                  `protobuf:"varint,9,opt,name=probed,proto3" json:"probed,omitempty"`
+	FoundCount       int32                  `protobuf:"varint,10,opt,name=found_count,json=foundCount,proto3" json:"found_count,omitempty"`
+	ErrorCount       int32                  `protobuf:"varint,11,opt,name=error_count,json=errorCount,proto3" json:"error_count,omitempty"`
+	Found            []*Device              `protobuf:"bytes,12,rep,name=found,proto3" json:"found,omitempty"`
+	Errors           []string               `protobuf:"bytes,13,rep,name=errors,proto3" json:"errors,omitempty"` // bounded; error_count counts them all
+	Message          string                 `protobuf:"bytes,14,opt,name=message,proto3" json:"message,omitempty"`
+	StartedAtUnixMs  int64                  `protobuf:"varint,15,opt,name=started_at_unix_ms,json=startedAtUnixMs,proto3" json:"started_at_unix_ms,omitempty"`
+	FinishedAtUnixMs int64                  `protobuf:"varint,16,opt,name=finished_at_unix_ms,json=finishedAtUnixMs,proto3" json:"finished_at_unix_ms,omitempty"`
+	ReportSeq        uint32                 `protobuf:"varint,17,opt,name=report_seq,json=reportSeq,proto3" json:"report_seq,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ScanRecord) Reset() {
+	*x = ScanRecord{}
+	mi := &file_hashfleet_v1_store_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScanRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScanRecord) ProtoMessage() {}
+
+func (x *ScanRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfleet_v1_store_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScanRecord.ProtoReflect.Descriptor instead.
+func (*ScanRecord) Descriptor() ([]byte, []int) {
+	return file_hashfleet_v1_store_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ScanRecord) GetScanId() string {
+	if x != nil {
+		return x.ScanId
+	}
+	return ""
+}
+
+func (x *ScanRecord) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ScanRecord) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *ScanRecord) GetCreatedAtUnixMs() int64 {
+	if x != nil {
+		return x.CreatedAtUnixMs
+	}
+	return 0
+}
+
+func (x *ScanRecord) GetTargets() []string {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+func (x *ScanRecord) GetProtocols() []Protocol {
+	if x != nil {
+		return x.Protocols
+	}
+	return nil
+}
+
+func (x *ScanRecord) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ScanRecord) GetTotal() int32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *ScanRecord) GetProbed() int32 {
+	if x != nil {
+		return x.Probed
+	}
+	return 0
+}
+
+func (x *ScanRecord) GetFoundCount() int32 {
+	if x != nil {
+		return x.FoundCount
+	}
+	return 0
+}
+
+func (x *ScanRecord) GetErrorCount() int32 {
+	if x != nil {
+		return x.ErrorCount
+	}
+	return 0
+}
+
+func (x *ScanRecord) GetFound() []*Device {
+	if x != nil {
+		return x.Found
+	}
+	return nil
+}
+
+func (x *ScanRecord) GetErrors() []string {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *ScanRecord) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ScanRecord) GetStartedAtUnixMs() int64 {
+	if x != nil {
+		return x.StartedAtUnixMs
+	}
+	return 0
+}
+
+func (x *ScanRecord) GetFinishedAtUnixMs() int64 {
+	if x != nil {
+		return x.FinishedAtUnixMs
+	}
+	return 0
+}
+
+func (x *ScanRecord) GetReportSeq() uint32 {
+	if x != nil {
+		return x.ReportSeq
+	}
+	return 0
+}
+
+// PairingRecord is the cloud's record of one pairing request to one node and its outcome per device.
+type PairingRecord struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	PairingId        string                 `protobuf:"bytes,1,opt,name=pairing_id,json=pairingId,proto3" json:"pairing_id,omitempty"`
+	NodeId           string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Actor            string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	CreatedAtUnixMs  int64                  `protobuf:"varint,4,opt,name=created_at_unix_ms,json=createdAtUnixMs,proto3" json:"created_at_unix_ms,omitempty"`
+	Devices          []*DevicePairing       `protobuf:"bytes,5,rep,name=devices,proto3" json:"devices,omitempty"`
+	FinishedAtUnixMs int64                  `protobuf:"varint,6,opt,name=finished_at_unix_ms,json=finishedAtUnixMs,proto3" json:"finished_at_unix_ms,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *PairingRecord) Reset() {
+	*x = PairingRecord{}
+	mi := &file_hashfleet_v1_store_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PairingRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PairingRecord) ProtoMessage() {}
+
+func (x *PairingRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfleet_v1_store_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PairingRecord.ProtoReflect.Descriptor instead.
+func (*PairingRecord) Descriptor() ([]byte, []int) {
+	return file_hashfleet_v1_store_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *PairingRecord) GetPairingId() string {
+	if x != nil {
+		return x.PairingId
+	}
+	return ""
+}
+
+func (x *PairingRecord) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *PairingRecord) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *PairingRecord) GetCreatedAtUnixMs() int64 {
+	if x != nil {
+		return x.CreatedAtUnixMs
+	}
+	return 0
+}
+
+func (x *PairingRecord) GetDevices() []*DevicePairing {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+func (x *PairingRecord) GetFinishedAtUnixMs() int64 {
+	if x != nil {
+		return x.FinishedAtUnixMs
+	}
+	return 0
+}
+
+// DevicePairing is one device's part of a pairing.
+type DevicePairing struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	MinerId          string                 `protobuf:"bytes,1,opt,name=miner_id,json=minerId,proto3" json:"miner_id,omitempty"`
+	Code             ResultCode             `protobuf:"varint,2,opt,name=code,proto3,enum=hashfleet.v1.ResultCode" json:"code,omitempty"` // PENDING until the node answers; SUCCEEDED is paired
+	Message          string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	CredentialsGiven bool                   `protobuf:"varint,4,opt,name=credentials_given,json=credentialsGiven,proto3" json:"credentials_given,omitempty"`
+	AtUnixMs         int64                  `protobuf:"varint,5,opt,name=at_unix_ms,json=atUnixMs,proto3" json:"at_unix_ms,omitempty"`
+	Device           *Device                `protobuf:"bytes,6,opt,name=device,proto3" json:"device,omitempty"` // as discovered (no login envelope): what is registered when paired
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *DevicePairing) Reset() {
+	*x = DevicePairing{}
+	mi := &file_hashfleet_v1_store_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DevicePairing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DevicePairing) ProtoMessage() {}
+
+func (x *DevicePairing) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfleet_v1_store_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DevicePairing.ProtoReflect.Descriptor instead.
+func (*DevicePairing) Descriptor() ([]byte, []int) {
+	return file_hashfleet_v1_store_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *DevicePairing) GetMinerId() string {
+	if x != nil {
+		return x.MinerId
+	}
+	return ""
+}
+
+func (x *DevicePairing) GetCode() ResultCode {
+	if x != nil {
+		return x.Code
+	}
+	return ResultCode_RESULT_CODE_UNSPECIFIED
+}
+
+func (x *DevicePairing) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *DevicePairing) GetCredentialsGiven() bool {
+	if x != nil {
+		return x.CredentialsGiven
+	}
+	return false
+}
+
+func (x *DevicePairing) GetAtUnixMs() int64 {
+	if x != nil {
+		return x.AtUnixMs
+	}
+	return 0
+}
+
+func (x *DevicePairing) GetDevice() *Device {
+	if x != nil {
+		return x.Device
+	}
+	return nil
+}
+
 var File_hashfleet_v1_store_proto protoreflect.FileDescriptor
 
 const file_hashfleet_v1_store_proto_rawDesc = "" +
@@ -366,7 +718,7 @@ const file_hashfleet_v1_store_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\v2\x19.hashfleet.v1.MinerResultR\x05value:\x028\x01\x1a;\n" +
 	"\rNodeSeqsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x83\x04\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xa9\x04\n" +
 	"\n" +
 	"NodeRecord\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x15\n" +
@@ -384,10 +736,50 @@ const file_hashfleet_v1_store_proto_rawDesc = "" +
 	"\bnext_seq\x18\v \x01(\x04R\anextSeq\x12\x18\n" +
 	"\arevoked\x18\f \x01(\bR\arevoked\x12-\n" +
 	"\x13enrolled_at_unix_ms\x18\r \x01(\x03R\x10enrolledAtUnixMs\x12)\n" +
-	"\x11last_seen_unix_ms\x18\x0e \x01(\x03R\x0elastSeenUnixMs\"H\n" +
+	"\x11last_seen_unix_ms\x18\x0e \x01(\x03R\x0elastSeenUnixMs\x12$\n" +
+	"\x0etls_public_key\x18\x0f \x01(\fR\ftlsPublicKey\"H\n" +
 	"\aSeqMark\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12+\n" +
-	"\x12updated_at_unix_ms\x18\x02 \x01(\x03R\x0fupdatedAtUnixMsB/Z-github.com/hashfleet/hashfleet/messages/pb;pbb\x06proto3"
+	"\x12updated_at_unix_ms\x18\x02 \x01(\x03R\x0fupdatedAtUnixMs\"\xb0\x04\n" +
+	"\n" +
+	"ScanRecord\x12\x17\n" +
+	"\ascan_id\x18\x01 \x01(\tR\x06scanId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12+\n" +
+	"\x12created_at_unix_ms\x18\x04 \x01(\x03R\x0fcreatedAtUnixMs\x12\x18\n" +
+	"\atargets\x18\x05 \x03(\tR\atargets\x124\n" +
+	"\tprotocols\x18\x06 \x03(\x0e2\x16.hashfleet.v1.ProtocolR\tprotocols\x12\x14\n" +
+	"\x05state\x18\a \x01(\tR\x05state\x12\x14\n" +
+	"\x05total\x18\b \x01(\x05R\x05total\x12\x16\n" +
+	"\x06probed\x18\t \x01(\x05R\x06probed\x12\x1f\n" +
+	"\vfound_count\x18\n" +
+	" \x01(\x05R\n" +
+	"foundCount\x12\x1f\n" +
+	"\verror_count\x18\v \x01(\x05R\n" +
+	"errorCount\x12*\n" +
+	"\x05found\x18\f \x03(\v2\x14.hashfleet.v1.DeviceR\x05found\x12\x16\n" +
+	"\x06errors\x18\r \x03(\tR\x06errors\x12\x18\n" +
+	"\amessage\x18\x0e \x01(\tR\amessage\x12+\n" +
+	"\x12started_at_unix_ms\x18\x0f \x01(\x03R\x0fstartedAtUnixMs\x12-\n" +
+	"\x13finished_at_unix_ms\x18\x10 \x01(\x03R\x10finishedAtUnixMs\x12\x1d\n" +
+	"\n" +
+	"report_seq\x18\x11 \x01(\rR\treportSeq\"\xf0\x01\n" +
+	"\rPairingRecord\x12\x1d\n" +
+	"\n" +
+	"pairing_id\x18\x01 \x01(\tR\tpairingId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12+\n" +
+	"\x12created_at_unix_ms\x18\x04 \x01(\x03R\x0fcreatedAtUnixMs\x125\n" +
+	"\adevices\x18\x05 \x03(\v2\x1b.hashfleet.v1.DevicePairingR\adevices\x12-\n" +
+	"\x13finished_at_unix_ms\x18\x06 \x01(\x03R\x10finishedAtUnixMs\"\xeb\x01\n" +
+	"\rDevicePairing\x12\x19\n" +
+	"\bminer_id\x18\x01 \x01(\tR\aminerId\x12,\n" +
+	"\x04code\x18\x02 \x01(\x0e2\x18.hashfleet.v1.ResultCodeR\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12+\n" +
+	"\x11credentials_given\x18\x04 \x01(\bR\x10credentialsGiven\x12\x1c\n" +
+	"\n" +
+	"at_unix_ms\x18\x05 \x01(\x03R\batUnixMs\x12,\n" +
+	"\x06device\x18\x06 \x01(\v2\x14.hashfleet.v1.DeviceR\x06deviceB/Z-github.com/hashfleet/hashfleet/messages/pb;pbb\x06proto3"
 
 var (
 	file_hashfleet_v1_store_proto_rawDescOnce sync.Once
@@ -401,28 +793,38 @@ func file_hashfleet_v1_store_proto_rawDescGZIP() []byte {
 	return file_hashfleet_v1_store_proto_rawDescData
 }
 
-var file_hashfleet_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_hashfleet_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_hashfleet_v1_store_proto_goTypes = []any{
 	(*CommandRecord)(nil), // 0: hashfleet.v1.CommandRecord
 	(*NodeRecord)(nil),    // 1: hashfleet.v1.NodeRecord
 	(*SeqMark)(nil),       // 2: hashfleet.v1.SeqMark
-	nil,                   // 3: hashfleet.v1.CommandRecord.ResultsEntry
-	nil,                   // 4: hashfleet.v1.CommandRecord.NodeSeqsEntry
-	(*CommandSpec)(nil),   // 5: hashfleet.v1.CommandSpec
-	(ResultCode)(0),       // 6: hashfleet.v1.ResultCode
-	(*MinerResult)(nil),   // 7: hashfleet.v1.MinerResult
+	(*ScanRecord)(nil),    // 3: hashfleet.v1.ScanRecord
+	(*PairingRecord)(nil), // 4: hashfleet.v1.PairingRecord
+	(*DevicePairing)(nil), // 5: hashfleet.v1.DevicePairing
+	nil,                   // 6: hashfleet.v1.CommandRecord.ResultsEntry
+	nil,                   // 7: hashfleet.v1.CommandRecord.NodeSeqsEntry
+	(*CommandSpec)(nil),   // 8: hashfleet.v1.CommandSpec
+	(ResultCode)(0),       // 9: hashfleet.v1.ResultCode
+	(Protocol)(0),         // 10: hashfleet.v1.Protocol
+	(*Device)(nil),        // 11: hashfleet.v1.Device
+	(*MinerResult)(nil),   // 12: hashfleet.v1.MinerResult
 }
 var file_hashfleet_v1_store_proto_depIdxs = []int32{
-	5, // 0: hashfleet.v1.CommandRecord.spec:type_name -> hashfleet.v1.CommandSpec
-	6, // 1: hashfleet.v1.CommandRecord.status:type_name -> hashfleet.v1.ResultCode
-	3, // 2: hashfleet.v1.CommandRecord.results:type_name -> hashfleet.v1.CommandRecord.ResultsEntry
-	4, // 3: hashfleet.v1.CommandRecord.node_seqs:type_name -> hashfleet.v1.CommandRecord.NodeSeqsEntry
-	7, // 4: hashfleet.v1.CommandRecord.ResultsEntry.value:type_name -> hashfleet.v1.MinerResult
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	8,  // 0: hashfleet.v1.CommandRecord.spec:type_name -> hashfleet.v1.CommandSpec
+	9,  // 1: hashfleet.v1.CommandRecord.status:type_name -> hashfleet.v1.ResultCode
+	6,  // 2: hashfleet.v1.CommandRecord.results:type_name -> hashfleet.v1.CommandRecord.ResultsEntry
+	7,  // 3: hashfleet.v1.CommandRecord.node_seqs:type_name -> hashfleet.v1.CommandRecord.NodeSeqsEntry
+	10, // 4: hashfleet.v1.ScanRecord.protocols:type_name -> hashfleet.v1.Protocol
+	11, // 5: hashfleet.v1.ScanRecord.found:type_name -> hashfleet.v1.Device
+	5,  // 6: hashfleet.v1.PairingRecord.devices:type_name -> hashfleet.v1.DevicePairing
+	9,  // 7: hashfleet.v1.DevicePairing.code:type_name -> hashfleet.v1.ResultCode
+	11, // 8: hashfleet.v1.DevicePairing.device:type_name -> hashfleet.v1.Device
+	12, // 9: hashfleet.v1.CommandRecord.ResultsEntry.value:type_name -> hashfleet.v1.MinerResult
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_hashfleet_v1_store_proto_init() }
@@ -437,7 +839,7 @@ func file_hashfleet_v1_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hashfleet_v1_store_proto_rawDesc), len(file_hashfleet_v1_store_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
