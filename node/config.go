@@ -2,9 +2,11 @@ package node
 
 import (
 	"context"
+	"crypto/hpke"
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -12,9 +14,11 @@ import (
 	"github.com/hashfleet/hashfleet/actors/clock"
 	"github.com/hashfleet/hashfleet/messages/pb"
 	"github.com/hashfleet/hashfleet/miners"
+	"github.com/hashfleet/hashfleet/node/discovery"
 	"github.com/hashfleet/hashfleet/node/gate"
 	"github.com/hashfleet/hashfleet/node/miner"
 	"github.com/hashfleet/hashfleet/node/site"
+	"github.com/hashfleet/hashfleet/node/spool"
 	"github.com/hashfleet/hashfleet/node/telemetry"
 	"github.com/hashfleet/hashfleet/node/uplink"
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +60,13 @@ type Config struct {
 	MinRebootTime time.Duration
 	// MaxInFlight bounds driver operations (open miner connections) across the site. Default 256.
 	MaxInFlight int
+	// MemoryLimit, above 0, is the Go runtime's soft memory limit in bytes (debug.SetMemoryLimit) from Start to
+	// Stop: as the heap nears it the GC runs sooner instead of letting the heap grow to twice the live heap
+	// (GOGC=100). It is process-wide (combined mode shares it with the server). About twice the expected live
+	// heap fits: ≈25 MB plus ≈5 KB a miner, so 140 MiB at 10,000 miners kept the node under 150 MB RSS at
+	// unchanged CPU (docs/BENCHMARKS.md); at 1.2× the live heap the GC runs all the time. Default 0: the
+	// runtime's limit (GOMEMLIMIT, else none) stays.
+	MemoryLimit int64
 	// Supervisor bounds MinerActor restarts. Default actors.DefaultSupervisorConfig().
 	Supervisor actors.SupervisorConfig
 
@@ -63,8 +74,19 @@ type Config struct {
 	BatchSize int
 	// BatchInterval is the longest a sample waits for its batch. Default 1s.
 	BatchInterval time.Duration
-	// MaxBacklogSamples bounds samples kept unacked while the cloud is unreachable. Default 100,000.
+	// MaxBacklogSamples bounds samples kept unacked while the cloud is unreachable, when they are kept in
+	// memory (no DataDir, or no cloud link). Default 100,000.
 	MaxBacklogSamples int
+	// Spool is the on-disk outbox for telemetry and events while the cloud is unreachable: with a DataDir and
+	// a cloud link (Dial) the node keeps every batch in it until the cloud acks it, across restarts and kill
+	// -9. Spool.Dir "" means <DataDir>/spool. Default spool.DefaultConfig() (1 GiB, downsampling, then counted
+	// drops; command audit and local command events are never dropped). Its Clock, Logger and Registerer
+	// are the node's.
+	Spool spool.Config
+	// ReplayRate bounds the samples or events sent per second on each stream, so a reconnecting node replays
+	// its backlog without flooding the cloud (live batches share the budget); 0 is unbounded. Default
+	// 20,000/s (telemetry.DefaultConfig).
+	ReplayRate int
 
 	// Dial opens the connection to the cloud gateway (bufconn in combined mode, TLS target in split mode).
 	// Nil runs the node without a cloud link.
@@ -80,6 +102,13 @@ type Config struct {
 	Backoff uplink.Backoff
 	// SoftwareVersion is sent in the hello.
 	SoftwareVersion string
+	// ForwardMetrics, when set (with Dial), forwards a snapshot of the node's own process to the cloud every
+	// ForwardMetricsInterval, read from this gatherer (the process registry) by node/procmetrics: CPU seconds,
+	// RSS, goroutines, open FDs, GC pause p99, miners by state, spool depth; as EVENT_KIND_NODE_METRICS
+	// events. Nil (the default) forwards nothing.
+	ForwardMetrics prometheus.Gatherer
+	// ForwardMetricsInterval between snapshots; <= 0 is procmetrics.DefaultInterval (30s).
+	ForwardMetricsInterval time.Duration
 
 	// Verifier checks command signatures. Nil with Dial: a gate.KeyringVerifier over the org's command keys,
 	// restored from the store, or started from CommandKeys (OrgID is then required).
@@ -88,8 +117,17 @@ type Config struct {
 	// delivered); later runs use the keyring persisted in the store, with every announcement and revocation
 	// applied since.
 	CommandKeys []*pb.CommandKey
-	// DriverFactory makes a miner's driver. Required (see DefaultDriverFactory).
+	// DriverFactory makes a miner's driver. Required (see DefaultDriverFactory and Drivers).
 	DriverFactory func(*pb.Device) (miners.Driver, error)
+	// Pairer tries to pair the devices a cloud pairing command names (normally the *Drivers behind
+	// DriverFactory). Nil: pairing commands answer UNSUPPORTED.
+	Pairer Pairer
+	// CredentialKey is the node's credential private key (identity.HPKEPrivateKey): it opens the sealed
+	// login a discovery scan may carry. Nil: a scan with a login fails.
+	CredentialKey hpke.PrivateKey
+	// Discovery tunes the node's DiscoveryActor (concurrency, probe timeout, target limits, ports). Zero
+	// fields take discovery.DefaultConfig's; Clock, Logger and Metrics default to the node's.
+	Discovery discovery.Config
 
 	// Clock is business time (polls, backoff, batching). Default clock.Real().
 	Clock clock.Clock
@@ -122,6 +160,8 @@ func DefaultConfig() Config {
 		BatchSize:            t.BatchSize,
 		BatchInterval:        t.FlushInterval,
 		MaxBacklogSamples:    t.MaxBacklogSamples,
+		Spool:                spool.DefaultConfig(),
+		ReplayRate:           t.ReplayRate,
 		HeartbeatInterval:    u.HeartbeatInterval,
 		Backoff:              u.Backoff,
 		Clock:                clock.Real(),
@@ -143,8 +183,23 @@ func (c Config) siteConfig() site.Config {
 func (c Config) telemetryConfig() telemetry.Config {
 	t := telemetry.DefaultConfig()
 	t.BatchSize, t.FlushInterval, t.MaxBacklogSamples = c.BatchSize, c.BatchInterval, c.MaxBacklogSamples
+	t.ReplayRate = c.ReplayRate
 	t.EventBatchSize = min(t.EventBatchSize, max(c.BatchSize, 1))
 	return t
+}
+
+// spooled reports whether the node keeps its outbox on disk: with a data directory and a cloud to send to.
+// Without a cloud link nothing ever leaves the outbox, so it stays in memory, bounded by MaxBacklogSamples.
+func (c Config) spooled() bool { return c.DataDir != "" && c.Dial != nil }
+
+// spoolConfig is Spool with the node's directory, clock, logger and registry.
+func (c Config) spoolConfig() spool.Config {
+	s := c.Spool
+	if s.Dir == "" {
+		s.Dir = filepath.Join(c.DataDir, spool.DirName)
+	}
+	s.Clock, s.Logger, s.Registerer = c.Clock, c.Logger, c.Registerer
+	return s
 }
 
 func (c Config) uplinkConfig() uplink.Config {
@@ -191,8 +246,16 @@ func (c Config) Validate() error {
 	if err := c.siteConfig().Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.Discovery.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := c.telemetryConfig().Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.spooled() {
+		if err := c.Spool.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.Dial != nil {
 		if err := c.uplinkConfig().Validate(); err != nil {

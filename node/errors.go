@@ -11,4 +11,7 @@ var (
 	ErrStopped = errors.New("node stopped")
 	// ErrNoUplink: the node has no cloud link configured (Config.Dial is nil).
 	ErrNoUplink = errors.New("no cloud link configured")
+	// ErrNoSuchStore: InspectStore of a store the node does not have open (a spool without DataDir or cloud
+	// link, or an unknown kind).
+	ErrNoSuchStore = errors.New("the node has no such store open")
 )

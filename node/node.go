@@ -14,7 +14,9 @@ import (
 	"github.com/hashfleet/hashfleet/node/gate"
 	"github.com/hashfleet/hashfleet/node/internal/promx"
 	"github.com/hashfleet/hashfleet/node/miner"
+	"github.com/hashfleet/hashfleet/node/procmetrics"
 	"github.com/hashfleet/hashfleet/node/site"
+	"github.com/hashfleet/hashfleet/node/spool"
 	"github.com/hashfleet/hashfleet/node/store"
 	"github.com/hashfleet/hashfleet/node/telemetry"
 	"github.com/hashfleet/hashfleet/node/uplink"
@@ -38,9 +40,14 @@ type Node struct {
 	sys     *actor.ActorSystem
 	ownSys  bool
 	store   *store.Badger
+	spool   *spool.Spool // nil when the outbox is in memory (Config.spooled)
 	limiter *miner.Limiter
+	memory  memoryLimit // Config.MemoryLimit, applied in Start, restored in teardown
 
 	batcher, site, gate, uplink *actor.PID
+	discovery, commission       *actor.PID
+	ownership                   *gate.Ownership       // the gate's owned set, readable from any goroutine; set in New
+	forwarder                   *actor.PID            // procmetrics, with Config.ForwardMetrics
 	keyring                     *gate.KeyringVerifier // nil with Config.Verifier
 }
 
@@ -56,7 +63,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Site != "" {
 		log = log.With(slog.String("site", cfg.Site))
 	}
-	return &Node{cfg: cfg, log: log}, nil
+	return &Node{cfg: cfg, log: log, ownership: gate.NewOwnership(nil)}, nil
 }
 
 // Start opens the store and spawns the node's actors. The context bounds nothing long: actors start at once
@@ -74,7 +81,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	cfg := n.cfg
-	st, err := store.Open(store.Options{DataDir: cfg.DataDir, Logger: cfg.Logger})
+	st, err := store.Open(store.Options{DataDir: cfg.DataDir, Logger: cfg.Logger, Registerer: cfg.Registerer})
 	if err != nil {
 		return err
 	}
@@ -84,6 +91,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			n.teardown()
 		}
 	}()
+	n.memory.apply(cfg.MemoryLimit, n.log)
+	var outbox telemetry.Outbox // nil: the batcher's in-memory outbox
+	if cfg.spooled() {
+		if n.spool, err = spool.Open(cfg.spoolConfig()); err != nil {
+			return err
+		}
+		outbox = n.spool
+	}
 
 	devices := cfg.Devices
 	if cfg.AcceptCloudOwnership && cfg.Dial != nil {
@@ -96,6 +111,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	for _, d := range devices {
 		owned = append(owned, d.GetMinerId())
 	}
+	n.ownership.Replace(owned) // before the site spawns miners: their drivers' credential opener asks it
 
 	verifier := cfg.Verifier
 	if verifier == nil && cfg.Dial != nil {
@@ -128,7 +144,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return pid, nil
 	}
 	if n.batcher, err = spawn("telemetry", telemetry.Props(cfg.telemetryConfig(), telemetry.Env{
-		NodeID: cfg.NodeID, Clock: cfg.Clock, Seqs: st, Metrics: telemetry.NewMetrics(reg), ActorMetrics: am, Logger: cfg.Logger,
+		NodeID: cfg.NodeID, Clock: cfg.Clock, Outbox: outbox, Seqs: st, Metrics: telemetry.NewMetrics(reg), ActorMetrics: am, Logger: cfg.Logger,
 	})); err != nil {
 		return err
 	}
@@ -138,9 +154,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	})); err != nil {
 		return err
 	}
+	if err := n.spawnCommissioning(spawn, am); err != nil {
+		return err
+	}
 	if n.gate, err = spawn("gate", gate.Props(gcfg, gate.Env{
-		Store: st, Site: n.site, Sink: n.batcher, Owned: owned, Clock: cfg.Clock, Metrics: gate.NewMetrics(reg),
-		ActorMetrics: am, Logger: cfg.Logger,
+		Store: st, Site: n.site, Sink: n.batcher, Owned: owned, Ownership: n.ownership, Control: n.commission,
+		Clock: cfg.Clock, Metrics: gate.NewMetrics(reg), ActorMetrics: am, Logger: cfg.Logger,
 	})); err != nil {
 		return err
 	}
@@ -153,6 +172,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			LastSeq: st.SeqMark, Gate: n.gate, HelloAckTo: ackTo, Subscribers: []*actor.PID{n.batcher},
 			Clock: cfg.Clock, Metrics: uplink.NewMetrics(reg), ActorMetrics: am, Logger: cfg.Logger,
 		})); err != nil {
+			return err
+		}
+	}
+	if cfg.ForwardMetrics != nil && cfg.Dial != nil {
+		if n.forwarder, err = spawn("metrics-forwarder", procmetrics.Props(procmetrics.Config{NodeID: cfg.NodeID,
+			Interval: cfg.ForwardMetricsInterval, Version: cfg.SoftwareVersion}, procmetrics.Env{Gatherer: cfg.ForwardMetrics,
+			Sink: n.batcher, Clock: cfg.Clock, Logger: cfg.Logger}, am)); err != nil {
 			return err
 		}
 	}
@@ -213,14 +239,25 @@ func (n *Node) teardown() {
 			n.log.Warn("actor did not confirm its stop", slog.String("actor", pid.Id), slog.Any("error", err))
 		}
 	}
+	stop(n.forwarder, false)
+	n.forwarder = nil
 	stop(n.uplink, false)
 	stop(n.site, false)
+	stop(n.commission, false) // cancels pairings in flight; the gate records them as interrupted
+	stop(n.discovery, false)  // cancels running scans and waits for their probes
+	n.commission, n.discovery = nil, nil
 	if n.limiter != nil {
 		n.limiter.Wait()
 	}
+	n.memory.restore()
 	stop(n.gate, true)
 	stop(n.batcher, true)
 	n.uplink, n.site, n.gate, n.batcher = nil, nil, nil, nil
+	if n.spool != nil { // after the batcher, its only writer
+		if err := n.spool.Close(); err != nil {
+			n.log.Error("closing the spool", slog.Any("error", err))
+		}
+	}
 	if n.store != nil {
 		if err := n.store.Close(); err != nil {
 			n.log.Error("closing the node store", slog.Any("error", err))

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -31,6 +32,11 @@ type Options struct {
 	// ReadOnly opens without taking the write lock (store inspect).
 	ReadOnly bool
 	Logger   *slog.Logger
+	// Registerer, when set, receives the store's Badger numbers (sizes, tables per level, block cache; see
+	// metrics.go) labelled store=Name.
+	Registerer prometheus.Registerer
+	// Name labels the store's series ("cloud", "node", "spool"). Required with Registerer.
+	Name string
 	// Tune, when set, adjusts the Badger options last, for a store whose write pattern the defaults do not
 	// fit (the node spool: a write-then-delete queue of large values).
 	Tune func(badger.Options) badger.Options
@@ -57,9 +63,18 @@ func Open(o Options) (*badger.DB, error) {
 	if o.Tune != nil {
 		bo = o.Tune(bo)
 	}
+	if o.Registerer != nil && o.Name == "" {
+		return nil, fmt.Errorf("open store %q: Options.Name is required with a Registerer", o.Dir)
+	}
 	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("open store %q: %w", o.Dir, err)
+	}
+	if o.Registerer != nil {
+		if err := registerCollector(o.Registerer, o.Name, db); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("open store %q: metrics: %w", o.Dir, err)
+		}
 	}
 	return db, nil
 }

@@ -18,10 +18,12 @@ func BenchmarkPollTCP(b *testing.B) {
 	d := New(f.Devices()[0], Config{})
 	ctx := context.Background()
 	b.ReportAllocs()
+	cpu0 := processCPU()
 	for b.Loop() {
 		if _, err := d.Poll(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "polls/s")
 }

@@ -40,14 +40,17 @@ const (
 	maxReplyBytes = 64 << 20
 )
 
+// defaultDial is the default Dialer, shared by every driver: a net.Dialer is safe for concurrent use, and one
+// per driver (withDefaults runs in New) was ≈200 B of heap a miner.
+var defaultDial = (&net.Dialer{}).DialContext
+
 // DefaultConfig returns the defaults with every field set.
 func DefaultConfig() Config {
-	var d net.Dialer
 	return Config{
 		DialTimeout:   DefaultDialTimeout,
 		ReadTimeout:   DefaultReadTimeout,
 		MaxReplyBytes: DefaultMaxReplyBytes,
-		Dialer:        d.DialContext,
+		Dialer:        defaultDial,
 		Clock:         clock.Real(),
 	}
 }

@@ -163,9 +163,16 @@ func (d *Driver) roundTrip(ctx context.Context, sc *scratch, req []byte) ([]byte
 	if deadline.Before(dialDeadline) {
 		dialDeadline = deadline
 	}
-	dialCtx, cancel := context.WithDeadline(ctx, dialDeadline)
-	conn, err := d.cfg.Dialer(dialCtx, "tcp", d.addr)
-	cancel()
+	var conn net.Conn
+	var err error
+	if ctxBound && dialDeadline.Equal(deadline) {
+		// ctx's own deadline already bounds the dial: no child context (and timer) per request.
+		conn, err = d.cfg.Dialer(ctx, "tcp", d.addr)
+	} else {
+		dialCtx, cancel := context.WithDeadline(ctx, dialDeadline)
+		conn, err = d.cfg.Dialer(dialCtx, "tcp", d.addr)
+		cancel()
+	}
 	if err != nil {
 		return nil, d.ioErr(ctx, ctxBound && dialDeadline.Equal(deadline), "connect", dialDeadline.Sub(start), err)
 	}

@@ -149,6 +149,8 @@ func BenchmarkParseReply(b *testing.B) {
 	in := &interner{}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
+	cpu0 := processCPU()
+	defer func() { b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op") }()
 	for b.Loop() {
 		copy(buf, body)
 		if err := d.parse(buf); err != nil {

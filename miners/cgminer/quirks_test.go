@@ -323,3 +323,39 @@ func TestConnectionClosedWithoutReply(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// The dial is bounded by DialTimeout, or by ctx's deadline when that comes first, in which case the dialer gets
+// ctx itself (no per-request child context).
+func TestDialDeadline(t *testing.T) {
+	var got context.Context
+	var gotDeadline time.Time
+	d := New(&pb.Device{MinerId: "m1", Address: "10.0.0.1:4028"}, Config{
+		DialTimeout: time.Second, ReadTimeout: 3 * time.Second,
+		Dialer: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			got = ctx
+			gotDeadline, _ = ctx.Deadline()
+			return nil, errors.New("refused")
+		},
+	})
+	for _, tc := range []struct {
+		name     string
+		timeout  time.Duration
+		wantSame bool
+		want     time.Duration // dial deadline from now
+	}{
+		{"ctx deadline first", 500 * time.Millisecond, true, 500 * time.Millisecond},
+		{"ctx deadline equals DialTimeout", time.Second, true, time.Second},
+		{"DialTimeout first", 2 * time.Second, false, time.Second},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
+		start := time.Now()
+		_, _ = d.Poll(ctx)
+		cancel()
+		if (got == ctx) != tc.wantSame {
+			t.Errorf("%s: dialer got ctx itself = %v, want %v", tc.name, got == ctx, tc.wantSame)
+		}
+		if dl := gotDeadline.Sub(start); dl > tc.want+50*time.Millisecond || dl < tc.want-50*time.Millisecond {
+			t.Errorf("%s: dial deadline in %v, want %v", tc.name, dl, tc.want)
+		}
+	}
+}

@@ -352,19 +352,66 @@ func (s *sample) pools(d *doc, arr int32) (pools []*pb.Pool, ids []int) {
 		if d.nodes[o].kind != kindObject {
 			continue
 		}
+		// One pass over the pool's members, each key folded once; the first member of a name wins, as in get.
+		var at [numPoolKeys]int32
+		for i := range at {
+			at[i] = -1
+		}
+		var tmp [maxKey]byte
+		for m := d.nodes[o].first; m >= 0; m = d.nodes[m].next {
+			if k := poolKey(fold(tmp[:0], d.nodes[m].key)); k >= 0 && at[k] < 0 {
+				at[k] = m
+			}
+		}
 		p := &backing[len(pools)]
-		id, _ := d.float(d.get(o, "pool"))
-		prio, _ := d.float(d.get(o, "priority"))
-		acc, _ := d.float(d.get(o, "accepted"))
-		rej, _ := d.float(d.get(o, "rejected"))
-		p.Url = s.strings.get(d.text(d.get(o, "url")))
-		p.User = s.strings.get(d.text(d.get(o, "user")))
-		p.Status = s.strings.get(d.text(d.get(o, "status")))
+		id, _ := d.float(at[poolKeyPool])
+		prio, _ := d.float(at[poolKeyPriority])
+		acc, _ := d.float(at[poolKeyAccepted])
+		rej, _ := d.float(at[poolKeyRejected])
+		p.Url = s.strings.get(d.text(at[poolKeyURL]))
+		p.User = s.strings.get(d.text(at[poolKeyUser]))
+		p.Status = s.strings.get(d.text(at[poolKeyStatus]))
 		p.Priority, p.Accepted, p.Rejected = int32(prio), int64(acc), int64(rej)
-		p.Active = d.boolean(d.get(o, "stratumactive"))
+		p.Active = d.boolean(at[poolKeyStratumActive])
 		pools, ids = append(pools, p), append(ids, int(id))
 	}
 	return pools, ids
+}
+
+// The POOLS members pools reads.
+const (
+	poolKeyPool = iota
+	poolKeyPriority
+	poolKeyAccepted
+	poolKeyRejected
+	poolKeyURL
+	poolKeyUser
+	poolKeyStatus
+	poolKeyStratumActive
+	numPoolKeys
+)
+
+// poolKey maps a folded POOLS member name to its poolKey constant, -1 for the members pools does not read.
+func poolKey(folded []byte) int {
+	switch string(folded) {
+	case "pool":
+		return poolKeyPool
+	case "priority":
+		return poolKeyPriority
+	case "accepted":
+		return poolKeyAccepted
+	case "rejected":
+		return poolKeyRejected
+	case "url":
+		return poolKeyURL
+	case "user":
+		return poolKeyUser
+	case "status":
+		return poolKeyStatus
+	case "stratumactive":
+		return poolKeyStratumActive
+	}
+	return -1
 }
 
 // interner reuses the strings of earlier polls (model, firmware, pool URLs...), which rarely change, so a

@@ -184,7 +184,7 @@ func (d *Driver) login(ctx context.Context) error {
 	_, err := d.call(ctx, http.MethodPost, "/api/v1/auth/login", nil, map[string]string{"password": d.cfg.Password}, &out, false)
 	if err != nil {
 		if errors.Is(err, miners.ErrRefused) {
-			return fmt.Errorf("login refused (wrong password?): %w", err)
+			return fmt.Errorf("login refused: %w: %w", ErrBadPassword, err)
 		}
 		return fmt.Errorf("login: %w", err)
 	}

@@ -10,4 +10,6 @@ var (
 	ErrNoCredentials = errors.New("no credentials configured")
 	// ErrNotPaired: the rig refused the node's JWT and no password is configured to fall back on; pair first.
 	ErrNotPaired = errors.New("rig refused the node's JWT (not paired with this node's key?)")
+	// ErrBadPassword: the rig refused the login password. Wrapped with miners.ErrRefused.
+	ErrBadPassword = errors.New("wrong password")
 )

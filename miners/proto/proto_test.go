@@ -216,7 +216,7 @@ func TestBearerLogin(t *testing.T) {
 	h := newHarness(t, nil)
 	bad, m := h.Driver(0, func(c *proto.Config) { c.Password = "not-the-password" })
 	_, err := bad.Poll(ctx(t))
-	if !errors.Is(err, miners.ErrRefused) || !strings.Contains(err.Error(), "login refused") {
+	if !errors.Is(err, miners.ErrRefused) || !errors.Is(err, proto.ErrBadPassword) || !strings.Contains(err.Error(), "login refused") {
 		t.Fatalf("wrong password: %v, want ErrRefused naming the login", err)
 	}
 	// A write with a wrong password is refused and never reaches the rig's state.

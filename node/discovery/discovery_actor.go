@@ -131,6 +131,7 @@ func (a *DiscoveryActor) onStartScan(ctx actor.Context, msg *StartScan) {
 		}()
 		sys.Root.Send(self, &scanDone{inc: inc, id: id, res: res, err: err})
 	})
+	a.publishProgress()
 	a.log.Info("discovery scan started", slog.String("scan", id), slog.Int("addresses", plan.Targets().Len()),
 		slog.String("targets", st.status.Targets))
 	ctx.Respond(&ScanStarted{ScanID: id, Total: plan.Targets().Len(), Targets: st.status.Targets})
@@ -178,6 +179,7 @@ func (a *DiscoveryActor) onScanUpdate(ctx actor.Context, msg *scanUpdate) {
 		return
 	}
 	st.status.Progress = msg.u.Progress
+	a.publishProgress()
 	st.status.Found = append(st.status.Found, msg.u.Found...)
 	st.status.Errors = append(st.status.Errors, msg.u.Errors...)
 	a.notify(ctx, st, &ScanProgress{ScanID: msg.id, Progress: msg.u.Progress,
@@ -207,6 +209,20 @@ func (a *DiscoveryActor) onScanDone(ctx actor.Context, msg *scanDone) {
 	}
 	a.notify(ctx, st, &ScanFinished{Status: *snapshot(st, true)})
 	a.forget()
+	a.publishProgress()
+}
+
+// publishProgress sets the progress gauges from the scans running now.
+func (a *DiscoveryActor) publishProgress() {
+	running, addresses, probed := 0, 0, 0
+	for _, st := range a.scans {
+		if !st.status.State.Finished() {
+			running++
+			addresses += st.status.Progress.Total
+			probed += st.status.Progress.Probed
+		}
+	}
+	a.cfg.Metrics.progress(running, addresses, probed)
 }
 
 // onStopping cancels every running scan and waits for their goroutines, which end promptly: every probe
@@ -218,6 +234,7 @@ func (a *DiscoveryActor) onStopping() {
 		}
 	}
 	a.wg.Wait()
+	a.cfg.Metrics.progress(0, 0, 0)
 }
 
 func (a *DiscoveryActor) running() int {

@@ -16,6 +16,9 @@ type Metrics struct {
 	scans    *prometheus.CounterVec
 	found    *prometheus.CounterVec
 	duration prometheus.Histogram
+	running  prometheus.Gauge
+	targets  prometheus.Gauge
+	probed   prometheus.Gauge
 }
 
 // NewMetrics registers the series on reg (nil: unregistered). Registering twice on one registry reuses the
@@ -39,7 +42,30 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Wall time of discovery scans.",
 			Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
 		})),
+		// Progress of the scans running now (a DiscoveryActor's): probed / addresses is how far they are.
+		running: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hashfleet_discovery_running_scans",
+			Help: "Discovery scans running now.",
+		})),
+		targets: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hashfleet_discovery_scan_addresses",
+			Help: "Addresses the running discovery scans cover.",
+		})),
+		probed: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hashfleet_discovery_scan_probed_addresses",
+			Help: "Addresses the running discovery scans have finished probing (progress: this / hashfleet_discovery_scan_addresses).",
+		})),
 	}
+}
+
+// progress sets the running scans' progress gauges.
+func (m *Metrics) progress(running, addresses, probed int) {
+	if m == nil {
+		return
+	}
+	m.running.Set(float64(running))
+	m.targets.Set(float64(addresses))
+	m.probed.Set(float64(probed))
 }
 
 func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {

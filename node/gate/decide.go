@@ -25,6 +25,8 @@ type input struct {
 	owned    func(minerID string) bool
 	// keysSupported: the verifier applies key announcements and revocations (KeyApplier).
 	keysSupported bool
+	// controlSupported: the node runs discovery scans and pairings (Env.Control).
+	controlSupported bool
 }
 
 // verdict is the gate's decision on one command.
@@ -79,6 +81,8 @@ func decide(in input) verdict {
 		v.keys = true
 		v.code, v.msg = pb.ResultCode_RESULT_CODE_SUCCEEDED, "key command"
 		return v
+	case isControl(p):
+		return decideControl(v, p, in.controlSupported)
 	case p.GetSpec() == nil || p.GetSpec().GetAction() == pb.Action_ACTION_UNSPECIFIED:
 		v.code, v.msg = pb.ResultCode_RESULT_CODE_FAILED, "payload has no action"
 		return v

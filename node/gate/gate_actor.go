@@ -37,7 +37,12 @@ type Env struct {
 	// Sink receives every audit record as an EVENT_KIND_COMMAND_AUDIT event (the TelemetryBatcher); nil drops.
 	Sink *actor.PID
 	// Owned is the initial set of owned miner ids.
-	Owned        []string
+	Owned []string
+	// Ownership, when set, is kept equal to the gate's owned set for readers outside the actor.
+	Ownership *Ownership
+	// Control receives node-control commands (discovery scans, device pairing) as *ControlDispatch and
+	// answers one *miner.Result per ControlDispatch.IDs to the gate. Nil: such commands are UNSUPPORTED.
+	Control      *actor.PID
 	Clock        clock.Clock
 	Metrics      *Metrics
 	ActorMetrics *actors.Metrics
@@ -82,9 +87,7 @@ type running struct {
 func newGate(cfg Config, env Env) *Gate {
 	g := &Gate{cfg: cfg, env: env, log: env.Logger.With(slog.String("node", cfg.NodeID)),
 		owned: map[string]struct{}{}, running: map[uint64]*running{}, byID: map[string]uint64{}}
-	for _, id := range env.Owned {
-		g.owned[id] = struct{}{}
-	}
+	g.setOwned(env.Owned)
 	return g
 }
 
@@ -123,6 +126,9 @@ func (g *Gate) setOwned(ids []string) {
 	for _, id := range ids {
 		g.owned[id] = struct{}{}
 	}
+	if g.env.Ownership != nil {
+		g.env.Ownership.Replace(ids)
+	}
 }
 
 func (g *Gate) onHelloAck(a *pb.HelloAck) {
@@ -153,6 +159,7 @@ func (g *Gate) onCommand(ctx actor.Context, cmd *pb.ControlCommand) {
 	in.payloadErr = proto.Unmarshal(cmd.GetPayload(), in.payload)
 	applier, _ := g.cfg.Verifier.(KeyApplier)
 	in.keysSupported = applier != nil
+	in.controlSupported = g.env.Control != nil
 	if g.cfg.Verifier == nil {
 		in.verifyErr = fmt.Errorf("%w: %w", ErrBadSignature, ErrNoVerifier)
 	} else {
@@ -202,7 +209,7 @@ func (g *Gate) onCommand(ctx actor.Context, cmd *pb.ControlCommand) {
 	g.env.Metrics.decision(v.code)
 	g.audit(ctx, rec)
 	if v.code == pb.ResultCode_RESULT_CODE_RUNNING {
-		log.Info("command accepted", slog.Int("miners", len(v.miners)), slog.String("action", in.payload.GetSpec().GetAction().String()))
+		log.Info("command accepted", slog.Int("miners", len(v.miners)), slog.String("action", actionOf(in.payload)))
 	} else {
 		log.Warn("command not run", slog.String("code", v.code.String()), slog.String("reason", v.msg))
 	}
@@ -228,7 +235,7 @@ func (g *Gate) onCommand(ctx actor.Context, cmd *pb.ControlCommand) {
 	case v.consume:
 		// Authentic but not run (ownership, payload): the outcome is this seq's recorded result.
 		report := &pb.CommandResultReport{CommandId: cmd.GetCommandId(), MonotonicSeq: cmd.GetMonotonicSeq(), Done: true}
-		for _, id := range dedupe(in.payload.GetMinerIds()) {
+		for _, id := range resultIDs(in.payload) {
 			report.Results = append(report.Results, &pb.MinerResult{MinerId: id, Code: v.code, Message: v.msg,
 				StartedAtUnixMs: now.UnixMilli(), FinishedAtUnixMs: now.UnixMilli()})
 		}
@@ -312,6 +319,10 @@ func (g *Gate) dispatch(ctx actor.Context, cmd *pb.ControlCommand, p *pb.Command
 	g.running[seq] = r
 	g.byID[cmd.GetCommandId()] = seq
 	g.armReport(ctx)
+	if isControl(p) {
+		ctx.Request(g.env.Control, &ControlDispatch{CommandID: cmd.GetCommandId(), Payload: p, IDs: ids})
+		return
+	}
 	ctx.Request(g.env.Site, &site.Dispatch{CommandID: cmd.GetCommandId(), IdempotencyKey: cmd.GetIdempotencyKey(), MinerIDs: ids, Spec: p.GetSpec()})
 }
 
@@ -400,7 +411,7 @@ func (g *Gate) onReportTick(ctx actor.Context, t reportTick) {
 // lostReport closes a command whose results were lost: every miner FAILED with an explanation.
 func (g *Gate) lostReport(cmd *pb.ControlCommand, p *pb.CommandPayload, now time.Time) *pb.CommandResultReport {
 	report := &pb.CommandResultReport{CommandId: cmd.GetCommandId(), MonotonicSeq: cmd.GetMonotonicSeq(), Done: true}
-	for _, id := range dedupe(p.GetMinerIds()) {
+	for _, id := range resultIDs(p) {
 		report.Results = append(report.Results, &pb.MinerResult{MinerId: id, Code: pb.ResultCode_RESULT_CODE_FAILED,
 			Message: "result lost: the node stopped while the command ran; check the miner", FinishedAtUnixMs: now.UnixMilli()})
 	}

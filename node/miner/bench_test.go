@@ -71,14 +71,15 @@ func benchPoll(b *testing.B, dev *pb.Device, factory DriverFactory) {
 
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	base := polls.Load()
 	target.Store(base + int64(b.N))
 	<-done
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), processCPU()-cpu0
 	b.StopTimer()
 
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "polls/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 	if e := errs.Load(); e > 0 {
 		b.Fatalf("%d polls failed", e)
 	}

@@ -11,8 +11,9 @@ type memory struct {
 	order   []string
 }
 
+// newMemory returns an empty memory; its map is made by the first put, since most miners never run a command.
 func newMemory(max int) *memory {
-	return &memory{max: max, results: make(map[string]*pb.MinerResult)}
+	return &memory{max: max}
 }
 
 func (m *memory) get(key string) (*pb.MinerResult, bool) {
@@ -24,6 +25,9 @@ func (m *memory) put(key string, r *pb.MinerResult) {
 	if _, ok := m.results[key]; ok {
 		m.results[key] = r
 		return
+	}
+	if m.results == nil {
+		m.results = make(map[string]*pb.MinerResult)
 	}
 	if len(m.order) >= m.max {
 		delete(m.results, m.order[0])

@@ -20,8 +20,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return &Metrics{
 		polls: promx.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hashfleet_node_polls_total",
-			Help: "Miner polls by result (ok, unreachable, timeout, malformed, error, panic, no_driver).",
-		}, []string{"result"})),
+			Help: "Miner polls by driver (cgminer, antminer, proto) and result (ok, unreachable, timeout, malformed, error, panic, no_driver).",
+		}, []string{"driver", "result"})),
 		pollLatency: promx.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "hashfleet_node_poll_latency_seconds",
 			Help:    "Miner poll latency (driver I/O only, not the wait for a connection slot), by driver.",

@@ -64,7 +64,7 @@ type Actor struct {
 	mem   *memory
 	inc   uint64
 	id    string
-	log   *slog.Logger
+	log   minerLog
 	rnd   *mrand.Rand
 
 	driverLabel string
@@ -93,10 +93,44 @@ type Actor struct {
 }
 
 type operation struct {
-	id     uint64
-	cancel context.CancelFunc
-	start  time.Time
-	cmd    *pending // nil for a poll
+	id    uint64
+	start time.Time
+	cmd   *pending // nil for a poll
+
+	// The operation's one context is made when a Limiter worker starts it (begin), so its timeout bounds the
+	// I/O and not the wait for a slot; stop, from the actor, cancels it or keeps it from starting.
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	stopped bool
+}
+
+// begin makes the operation's context, bounded by timeout; ok is false once the actor stopped it.
+func (op *operation) begin(timeout time.Duration) (ctx context.Context, cancel context.CancelFunc, ok bool) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	if op.stopped {
+		return nil, nil, false
+	}
+	ctx, op.cancel = context.WithTimeout(context.Background(), timeout)
+	return ctx, op.cancel, true
+}
+
+// live reports whether the actor still wants the operation's result.
+func (op *operation) live() bool {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	return !op.stopped
+}
+
+// stop cancels the operation's I/O, or keeps it from starting, and drops its result.
+func (op *operation) stop() {
+	op.mu.Lock()
+	op.stopped = true
+	cancel := op.cancel
+	op.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 }
 
 type waiter struct {
@@ -120,7 +154,7 @@ func newActor(cfg Config, env Env, mem *memory) *Actor {
 	inc := incarnations.Add(1)
 	a := &Actor{
 		cfg: cfg, env: env, rules: cfg.Rules(), mem: mem, inc: inc, id: id,
-		log:         env.Logger.With(slog.String("node", env.NodeID), slog.String("miner", id)),
+		log:         minerLog{l: env.Logger, node: env.NodeID, miner: id},
 		rnd:         mrand.New(mrand.NewPCG(seed, inc)),
 		driverLabel: driverLabel(env.Device.GetProtocol()),
 	}
@@ -223,25 +257,25 @@ func (a *Actor) pump(ctx actor.Context) {
 	}
 }
 
-func (a *Actor) newOp() (*operation, context.Context) {
+func (a *Actor) newOp() *operation {
 	a.opSeq++
-	opCtx, cancel := context.WithCancel(context.Background())
-	op := &operation{id: a.opSeq, cancel: cancel, start: a.env.Clock.Now()}
+	op := &operation{id: a.opSeq, start: a.env.Clock.Now()}
 	a.op = op
-	return op, opCtx
+	return op
 }
 
-// run executes do in a Limiter goroutine and posts its message back; a panic in the driver comes back as a
-// driverPanic. Nothing is posted once the operation was cancelled (the actor stopped or restarted).
-func (a *Actor) run(ctx actor.Context, op *operation, opCtx context.Context, do func(context.Context) any) {
+// run executes do on a Limiter worker, with a context that ends timeout after the worker starts it, and posts
+// its message back; a panic in the driver comes back as a driverPanic. Nothing runs or is posted once the
+// operation was stopped (the actor stopped or restarted).
+func (a *Actor) run(ctx actor.Context, op *operation, timeout time.Duration, do func(context.Context) any) {
 	sys, self, inc, h := ctx.ActorSystem(), ctx.Self(), a.inc, a.drv
 	h.acquire()
-	post := func(msg any) {
-		if opCtx.Err() == nil {
-			sys.Root.Send(self, msg)
+	a.env.Limiter.Go(context.Background(), func() {
+		opCtx, cancel, ok := op.begin(timeout)
+		if !ok {
+			h.release()
+			return
 		}
-	}
-	a.env.Limiter.Go(opCtx, func() {
 		var msg any
 		func() {
 			defer func() {
@@ -251,33 +285,34 @@ func (a *Actor) run(ctx actor.Context, op *operation, opCtx context.Context, do 
 			}()
 			msg = do(opCtx)
 		}()
+		cancel()
 		h.release()
-		post(msg)
+		if op.live() {
+			sys.Root.Send(self, msg)
+		}
 	}, h.release)
 }
 
 func (a *Actor) startPoll(ctx actor.Context) {
 	a.pollWanted = false
 	a.lastOpWasCmd = false
-	op, opCtx := a.newOp()
+	op := a.newOp()
 	a.lastPollStart = op.start
 	if err := a.openDriver(); err != nil {
-		op.cancel()
+		op.stop()
 		a.op = nil
 		a.finishPoll(ctx, op, nil, err, 0, "no_driver")
 		return
 	}
 	drv, clk, timeout, inc := a.drv.d, a.env.Clock, a.cfg.PollTimeout, a.inc
-	a.run(ctx, op, opCtx, func(opCtx context.Context) any {
-		pctx, cancel := context.WithTimeout(opCtx, timeout)
-		defer cancel()
+	a.run(ctx, op, timeout, func(pctx context.Context) any {
 		start := clk.Now()
 		s, err := drv.Poll(pctx)
 		lat := clk.Since(start)
 		if err == nil && s == nil {
 			err = fmt.Errorf("driver returned no sample: %w", miners.ErrMalformed)
 		}
-		if err != nil && pctx.Err() != nil && opCtx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) {
+		if err != nil && errors.Is(pctx.Err(), context.DeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("%w (%w after %s)", err, context.DeadlineExceeded, timeout)
 		}
 		return &pollDone{inc: inc, op: op.id, sample: s, err: err, latency: lat}
@@ -290,7 +325,7 @@ func (a *Actor) onPollDone(ctx actor.Context, d *pollDone) {
 	}
 	op := a.op
 	a.op = nil
-	op.cancel()
+	op.stop()
 	a.finishPoll(ctx, op, d.sample, d.err, d.latency, "")
 }
 
@@ -364,7 +399,7 @@ func (a *Actor) observePoll(result string, lat time.Duration) {
 	if m == nil {
 		return
 	}
-	m.polls.WithLabelValues(result).Inc()
+	m.polls.WithLabelValues(a.driverLabel, result).Inc()
 	if result != "no_driver" && result != "panic" && a.pollObs != nil {
 		a.pollObs.Observe(lat.Seconds())
 	}
@@ -432,10 +467,10 @@ func (a *Actor) onExecute(ctx actor.Context, e *Execute) {
 
 func (a *Actor) startCommand(ctx actor.Context, p *pending) {
 	a.lastOpWasCmd = true
-	op, opCtx := a.newOp()
+	op := a.newOp()
 	op.cmd = p
 	if err := a.openDriver(); err != nil {
-		op.cancel()
+		op.stop()
 		a.op = nil
 		now := a.env.Clock.Now()
 		a.finishCommand(ctx, p, &cmdDone{err: err, started: now, finished: now})
@@ -443,9 +478,7 @@ func (a *Actor) startCommand(ctx actor.Context, p *pending) {
 	}
 	drv, clk, timeout, inc, spec := a.drv.d, a.env.Clock, a.cfg.CommandTimeout, a.inc, p.spec
 	a.log.Info("running command", slog.String("command", p.waiters[0].commandID), slog.String("action", spec.GetAction().String()))
-	a.run(ctx, op, opCtx, func(opCtx context.Context) any {
-		cctx, cancel := context.WithTimeout(opCtx, timeout)
-		defer cancel()
+	a.run(ctx, op, timeout, func(cctx context.Context) any {
 		started := clk.Now()
 		msg, err := drv.Execute(cctx, spec)
 		if err != nil && cctx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
@@ -460,7 +493,7 @@ func (a *Actor) onCmdDone(ctx actor.Context, d *cmdDone) {
 		return
 	}
 	p := a.op.cmd
-	a.op.cancel()
+	a.op.stop()
 	a.op = nil
 	a.finishCommand(ctx, p, d)
 	a.pump(ctx)
@@ -519,7 +552,7 @@ func (a *Actor) shutdown(ctx actor.Context, reason string) {
 	waiting := a.queue
 	a.queue = nil
 	if a.op != nil {
-		a.op.cancel()
+		a.op.stop()
 		if a.op.cmd != nil {
 			waiting = append([]*pending{a.op.cmd}, waiting...)
 		}

@@ -65,4 +65,20 @@
 //
 // The other stores hold what this package relies on: batch seqs are reserved in blocks in the node store
 // (synced), so a batch appended after a restart always has a seq above every batch the spool holds.
+//
+// A kill -9 by itself loses no committed write (Badger's log is in the page cache and is replayed at the next
+// Open); the fsyncs above are for power loss. What a kill does test is the recovery: the log replay, the
+// index rebuilt from metas, an interrupted downsample rolled back, acks forgotten and their batches resent.
+// cmd/hashfleet's TestKill9NodeWhileSpooling and TestKill9NodeWhileReplaying kill the real node process in
+// both states and check, against the server's ingest journal, that everything the spool held reaches the
+// cloud exactly once and in order per miner.
+//
+// # In the node
+//
+// node.Node opens the spool in DirName under its Config.DataDir (split mode: <data-dir>/store/spool) when it
+// has a data directory and a cloud link (without a cloud nothing leaves the outbox, so it stays in memory),
+// and closes it after the batcher stops. Stats and Progress reach the operator through the node's
+// status.json and `hashfleet node status`, the Badger views through the node's loopback admin endpoint
+// (`hashfleet store inspect --dir <data-dir>/store/spool` falls back to it while the node runs), and a
+// draining backlog is logged every ProgressLogInterval ("spool replay", then "spool backlog drained").
 package spool

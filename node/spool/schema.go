@@ -144,3 +144,28 @@ func summarize(r *inspect.Reader, s *inspect.Summary) error {
 	}
 	return nil
 }
+
+// Inspect runs fn with an inspector over one consistent snapshot of the live spool (the running node's admin
+// endpoint serves `store inspect`'s views from it while Badger's lock keeps the CLI out). It reads Badger
+// only, never the spool's lock, so appends and acks go on meanwhile. now is the time ages are computed
+// against (nil: the spool's clock).
+func (s *Spool) Inspect(now func() time.Time, fn func(*inspect.Inspector) error) error {
+	s.views.RLock()
+	defer s.views.RUnlock()
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	cfg := inspect.DefaultConfig(s.cfg.Dir, Schema())
+	cfg.Kind = Schema().Kind
+	if cfg.Dir == "" {
+		cfg.Dir = "(in memory)"
+	}
+	cfg.Now = s.clk.Now
+	if now != nil {
+		cfg.Now = now
+	}
+	return inspect.View(s.db, cfg, fn)
+}

@@ -101,6 +101,9 @@ type Spool struct {
 	dropped [numKinds][]uint64
 	cache   batchCache
 	prog    progress
+	// views is held (read) by Inspect for the length of its snapshot and (write) by Close, so a live view
+	// never reads a closed Badger.
+	views sync.RWMutex
 }
 
 var _ telemetry.Outbox = (*Spool)(nil)
@@ -118,7 +121,7 @@ func Open(cfg Config) (*Spool, error) {
 		cfg.Logger = slog.Default()
 	}
 	db, err := badgerkv.Open(badgerkv.Options{Dir: cfg.Dir, MemTableSize: cfg.MemTableSize, ValueLogFileSize: 16 << 20,
-		SyncWrites: true, Logger: cfg.Logger, Tune: tuneBadger})
+		SyncWrites: true, Logger: cfg.Logger, Tune: tuneBadger, Registerer: cfg.Registerer, Name: "spool"})
 	if err != nil {
 		return nil, fmt.Errorf("open spool: %w", err)
 	}
@@ -478,6 +481,8 @@ func (s *Spool) Len(kind telemetry.Kind) (batches, items int) {
 
 // Close deletes what was acked and closes the store. Safe to call more than once.
 func (s *Spool) Close() error {
+	s.views.Lock() // before mu, as Inspect takes them
+	defer s.views.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -13,7 +13,7 @@ func OpenReadOnly(o Options) (*Badger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node store (read-only): %w", err)
 	}
-	s := &Badger{db: db}
+	s := &Badger{db: db, dir: o.DataDir}
 	n, err := lastAuditN(db)
 	if err != nil {
 		_ = db.Close()

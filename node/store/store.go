@@ -11,6 +11,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hashfleet/hashfleet/actors/badgerkv"
 	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Store is what the node persists. Implementations are safe for concurrent use.
@@ -46,6 +47,8 @@ type Options struct {
 	// DataDir holds the Badger files; "" keeps everything in memory (tests, demo).
 	DataDir string
 	Logger  *slog.Logger
+	// Registerer, when set, receives Badger's numbers for this store (hashfleet_store_badger_*{store="node"}).
+	Registerer prometheus.Registerer
 }
 
 var (
@@ -60,18 +63,26 @@ var (
 // Badger is the Store on Badger.
 type Badger struct {
 	db     *badger.DB
+	dir    string
 	mu     sync.Mutex // serialises read-modify-write of the mark and batch seqs
 	n      atomic.Uint64
 	closed atomic.Bool
+	// views is held (read) by Inspect for the length of its snapshot and (write) by Close, so a live view
+	// never reads a closed Badger.
+	views sync.RWMutex
 }
 
 // Open opens (creating) the node store.
 func Open(o Options) (*Badger, error) {
-	db, err := badgerkv.Open(badgerkv.Options{Dir: o.DataDir, SyncWrites: true, Logger: o.Logger})
+	if err := settleWAL(o); err != nil {
+		return nil, fmt.Errorf("node store: %w", err)
+	}
+	db, err := badgerkv.Open(sized(o, badgerkv.Options{Dir: o.DataDir, SyncWrites: true, Logger: o.Logger,
+		Registerer: o.Registerer, Name: "node"}))
 	if err != nil {
 		return nil, fmt.Errorf("node store: %w", err)
 	}
-	s := &Badger{db: db}
+	s := &Badger{db: db, dir: o.DataDir}
 	n, err := lastAuditN(db)
 	if err != nil {
 		_ = db.Close()
@@ -286,6 +297,8 @@ func (s *Badger) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.views.Lock()
+	defer s.views.Unlock()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close node store: %w", err)
 	}

@@ -261,6 +261,12 @@ func (b *Batcher) onLinkChanged(ctx actor.Context, m *uplink.LinkChanged) {
 		b.lanes[k].sentUpTo = 0
 		clear(b.lanes[k].inflight)
 	}
+	tb, ts := b.env.Outbox.Len(KindTelemetry)
+	if eb, es := b.env.Outbox.Len(KindEvents); tb+eb > 0 {
+		// The spool logs the replay's progress as acks come in; this says where it starts.
+		b.log.Info("link up: replaying the outbox", slog.Int("telemetry_batches", tb), slog.Int("samples", ts),
+			slog.Int("event_batches", eb), slog.Int("events", es), slog.Int("items_per_s", b.cfg.ReplayRate))
+	}
 	b.pump(ctx, KindTelemetry)
 	b.pump(ctx, KindEvents)
 }

@@ -330,8 +330,15 @@ func TestReplayIsPaced(t *testing.T) {
 	}
 	h.clk.Advance(500 * time.Millisecond)
 	testutil.Eventually(t, "one more batch after 0.5s", func() bool { return len(h.up.sent()) == 3 })
-	h.clk.Advance(3 * time.Second) // one step: the timer fires once, the bucket refills to its burst
-	testutil.Eventually(t, "refilled burst", func() bool { return len(h.up.sent()) == 5 })
+	// The batcher arms its next pace timer just after that send: advancing before would move a clock no
+	// timer waits on.
+	testutil.Eventually(t, "pace timer again", func() bool { return h.clk.Pending() == timers+1 })
+	// One step of 3 s: the timer fires, the bucket refills. The batcher reads the clock when its tick arrives,
+	// which may be while Advance is still at the timer's deadline (one more batch, then a timer Advance may
+	// or may not still fire) or after it (the whole burst): at least one more batch either way. The refill
+	// to exactly one second's worth is pacer_test's.
+	h.clk.Advance(3 * time.Second)
+	testutil.Eventually(t, "paced again after the pause", func() bool { return len(h.up.sent()) >= 4 })
 	for i := 0; len(h.up.sent()) < 8 && i < 100; i++ {
 		h.clk.Advance(500 * time.Millisecond)
 		time.Sleep(2 * time.Millisecond)

@@ -24,6 +24,15 @@ func TestPacer(t *testing.T) {
 	if w := p.reserve(1, t0.Add(1200*time.Millisecond)); w < 4001*time.Millisecond || w > 4001*time.Millisecond+time.Microsecond {
 		t.Fatalf("after a 5000 batch at 1000/s the next waits %s, want 4.001s", w)
 	}
+	// A long pause refills the bucket to one second's worth, no more.
+	q := newPacer(10)
+	q.reserve(10, t0)
+	if w := q.reserve(10, t0.Add(10*time.Second)); w != 0 {
+		t.Fatalf("after a pause a full burst waited %s", w)
+	}
+	if w := q.reserve(5, t0.Add(10*time.Second)); w != 500*time.Millisecond {
+		t.Fatalf("after the refilled burst the next 5 wait %s, want 500ms (the bucket holds one second's worth)", w)
+	}
 	// Over a long run the rate holds: 100 batches of 500 at 1000/s take 49-50 s of clock.
 	p, now := newPacer(1000), t0
 	for range 100 {

@@ -362,3 +362,55 @@ func TestAmbiguousAndForcedKind(t *testing.T) {
 		t.Fatal("empty config valid")
 	}
 }
+
+// View inspects a store the caller holds open: every view reads one snapshot, and nothing is written.
+func TestViewOfALiveStore(t *testing.T) {
+	dir := fixture(t)
+	db, err := badgerkv.Open(badgerkv.Options{Dir: dir, SyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := Check(dir); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Check of a held store: %v", err)
+	}
+	cfg := DefaultConfig(dir, toy(), other())
+	err = View(db, cfg, func(in *Inspector) error {
+		if err := db.Update(func(txn *badger.Txn) error {
+			return txn.Set([]byte("cfg/mark"), mustProto(&pb.SeqMark{Seq: 43}))
+		}); err != nil {
+			return err
+		}
+		s, err := in.Summary()
+		if err != nil {
+			return err
+		}
+		if in.Kind() != "toy" || in.Dir() != dir || *s.SeqHighWaterMark != 42 || s.Keys != 9 {
+			t.Errorf("view of the snapshot: kind %s mark %d keys %d", in.Kind(), *s.SeqHighWaterMark, s.Keys)
+		}
+		r, err := in.Get("cfg/mark")
+		if err != nil || !strings.Contains(string(r.Value), `"42"`) {
+			t.Errorf("get in the snapshot: %s %v", r.Value, err)
+		}
+		return in.Close() // nothing to release
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The next view sees the write.
+	_ = View(db, cfg, func(in *Inspector) error {
+		if s, _ := in.Summary(); *s.SeqHighWaterMark != 43 {
+			t.Errorf("next view: mark %d", *s.SeqHighWaterMark)
+		}
+		return nil
+	})
+}
+
+func TestCheck(t *testing.T) {
+	if err := Check(fixture(t)); err != nil {
+		t.Fatalf("clean store: %v", err)
+	}
+	if err := Check(t.TempDir()); !errors.Is(err, ErrNotBadger) {
+		t.Fatalf("empty dir: %v", err)
+	}
+}

@@ -21,8 +21,10 @@ const DefaultLimit = 20
 
 // Inspector reads one Badger store, read-only. It is not safe for concurrent use.
 type Inspector struct {
-	cfg    Config
-	db     *badger.DB
+	cfg Config
+	db  *badger.DB // the store Open opened (closed by Close); nil for View's
+	// view runs a read: a new read-only transaction per call (Open), or the one snapshot of View.
+	view   func(func(*badger.Txn) error) error
 	tmp    string // RecoverCopy's private copy, removed at Close
 	schema *Schema
 	stats  []PrefixStats // per prefix of schema, then unknown
@@ -70,7 +72,7 @@ func Open(cfg Config) (*Inspector, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &Inspector{cfg: cfg, db: db, tmp: tmp}
+	in := &Inspector{cfg: cfg, db: db, view: db.View, tmp: tmp}
 	if err := in.detect(); err != nil {
 		_ = in.Close()
 		return nil, err
@@ -78,14 +80,40 @@ func Open(cfg Config) (*Inspector, error) {
 	return in, nil
 }
 
-// Close releases the store (and removes a recovery copy).
+// View inspects a store its caller has open (a running node's own store, for its loopback admin endpoint):
+// every view fn asks for reads one read-only transaction, so they all see one consistent snapshot, and
+// nothing is written. cfg.Dir only names the store in output; cfg.Kind is usually set (the caller knows
+// what it opened). The Inspector is valid only during fn; the caller must keep db open until View returns.
+func View(db *badger.DB, cfg Config, fn func(*Inspector) error) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return db.View(func(txn *badger.Txn) error {
+		in := &Inspector{cfg: cfg, view: func(f func(*badger.Txn) error) error { return f(txn) }}
+		if err := in.detect(); err != nil {
+			return err
+		}
+		return fn(in)
+	})
+}
+
+// Close releases the store (and removes a recovery copy). An Inspector of View has nothing to release.
 func (in *Inspector) Close() error {
+	if in.db == nil {
+		return nil
+	}
 	err := in.db.Close()
 	if in.tmp != "" {
 		err = errors.Join(err, os.RemoveAll(in.tmp))
 	}
 	return err
 }
+
+// Dir is the store's directory (as configured).
+func (in *Inspector) Dir() string { return in.cfg.Dir }
 
 // Kind is the detected store kind.
 func (in *Inspector) Kind() string { return in.schema.Kind }
@@ -110,7 +138,7 @@ func (in *Inspector) detect() error {
 		}
 		tallies[i].unknown = PrefixStats{Name: "(unknown)", Type: "bytes"}
 	}
-	err := in.db.View(func(txn *badger.Txn) error {
+	err := in.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -185,7 +213,7 @@ func (in *Inspector) detect() error {
 
 func (in *Inspector) firstKeys(n int) string {
 	var out []string
-	_ = in.db.View(func(txn *badger.Txn) error {
+	_ = in.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{})
 		defer it.Close()
 		for it.Rewind(); it.Valid() && len(out) < n; it.Next() {
@@ -237,7 +265,7 @@ func (in *Inspector) Summary() (*Summary, error) {
 	if in.schema.Summarize == nil {
 		return s, nil
 	}
-	err := in.db.View(func(txn *badger.Txn) error {
+	err := in.view(func(txn *badger.Txn) error {
 		return in.schema.Summarize(&Reader{txn: txn, now: in.cfg.Now()}, s)
 	})
 	if err != nil {
@@ -254,7 +282,7 @@ func (in *Inspector) Get(key string) (Record, error) {
 		return Record{}, err
 	}
 	var rec Record
-	err = in.db.View(func(txn *badger.Txn) error {
+	err = in.view(func(txn *badger.Txn) error {
 		item, err := txn.Get(k)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return fmt.Errorf("%q (bytes 0x%x) in %s: %w", key, k, in.cfg.Dir, ErrKeyNotFound)
@@ -314,7 +342,7 @@ func (in *Inspector) Scan(prefix string, limit int) ([]Record, bool, error) {
 	}
 	var out []Record
 	more := false
-	err := in.db.View(func(txn *badger.Txn) error {
+	err := in.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx, PrefetchValues: true, PrefetchSize: min(limit+1, 100)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -351,7 +379,7 @@ func (in *Inspector) Audit(tail int) ([]Record, error) {
 		return nil, fmt.Errorf("a %s store: %w (try scan or prefixes)", in.schema.Kind, ErrNoAudit)
 	}
 	var out []Record
-	err := in.db.View(func(txn *badger.Txn) error {
+	err := in.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(p.Prefix), Reverse: true, PrefetchValues: true, PrefetchSize: min(tail, 100)})
 		defer it.Close()
 		for it.Seek(append([]byte(p.Prefix), bytes.Repeat([]byte{0xff}, 32)...)); it.Valid() && len(out) < tail; it.Next() {

@@ -25,47 +25,9 @@ var badgerMagic = []byte("Bdgr")
 // uncleanly closed store is copied and opened (read-write) in the copy; tmp is that copy's directory.
 func openStore(cfg Config) (db *badger.DB, tmp string, err error) {
 	dir := cfg.Dir
-	fi, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, "", fmt.Errorf("%s: no such directory: %w", dir, ErrNotBadger)
-	case err != nil:
-		return nil, "", fmt.Errorf("%s: %w", dir, err)
-	case !fi.IsDir():
-		return nil, "", fmt.Errorf("%s is a file, not a store directory: %w", dir, ErrNotBadger)
-	}
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", dir, err)
-	}
-	if len(ents) == 0 {
-		return nil, "", fmt.Errorf("%s is an empty directory: %w", dir, ErrNotBadger)
-	}
-	head := make([]byte, len(badgerMagic))
-	f, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, "", fmt.Errorf("%s has no %s (it holds %s): %w", dir, badger.ManifestFilename, listNames(ents), ErrNotBadger)
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", dir, err)
-	}
-	_, rerr := io.ReadFull(f, head)
-	_ = f.Close()
-	if rerr != nil || !bytes.Equal(head, badgerMagic) {
-		return nil, "", fmt.Errorf("%s: %s does not start with Badger's magic bytes (damaged, or not Badger's): %w", dir, badger.ManifestFilename, ErrCorrupt)
-	}
-	if err := probeLock(dir); err != nil {
-		return nil, "", lockedError(dir)
-	}
-	var logs []string
-	var biggest int64
-	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".mem") {
-			logs = append(logs, e.Name())
-			if i, err := e.Info(); err == nil {
-				biggest = max(biggest, i.Size())
-			}
-		}
+	logs, biggest, err := check(dir)
+	if err != nil && !errors.Is(err, ErrUnclean) {
+		return nil, "", err
 	}
 	mt := cfg.MemTableSize
 	if mt == 0 {
@@ -78,10 +40,7 @@ func openStore(cfg Config) (db *badger.DB, tmp string, err error) {
 	opts := badgerkv.Options{Dir: dir, ReadOnly: true, MemTableSize: mt, Logger: log}
 	if len(logs) > 0 {
 		if !cfg.RecoverCopy {
-			return nil, "", fmt.Errorf("%s: its last process did not close it (killed or crashed: %s left behind), and Badger must replay "+
-				"that log before anything can be read, which needs a write; start the node or server once to recover it, or run the "+
-				"inspector with --recover-copy to inspect a recovered private copy (the directory itself is not touched): %w",
-				dir, strings.Join(logs, ", "), ErrUnclean)
+			return nil, "", err
 		}
 		if tmp, err = copyStore(dir, cfg.TempDir); err != nil {
 			return nil, "", fmt.Errorf("%s: copy for recovery: %w", dir, err)
@@ -100,6 +59,75 @@ func openStore(cfg Config) (db *badger.DB, tmp string, err error) {
 	}
 	return db, tmp, nil
 }
+
+// Check makes the checks Open makes before Badger is involved, without opening anything: ErrNotBadger (no
+// such directory, empty, no MANIFEST), ErrCorrupt (no Badger magic), ErrLocked (a running process holds the
+// store), ErrUnclean (its last process did not close it: a write-ahead log is left to replay). nil means a
+// read-only open can read it. `hashfleet node backup` uses it to choose where to read a node's state from.
+func Check(dir string) error {
+	_, _, err := check(dir)
+	return err
+}
+
+// check is Check, also returning the write-ahead log files left behind and the largest one's size.
+func check(dir string) (logs []string, biggest int64, err error) {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, 0, fmt.Errorf("%s: no such directory: %w", dir, ErrNotBadger)
+	case err != nil:
+		return nil, 0, fmt.Errorf("%s: %w", dir, err)
+	case !fi.IsDir():
+		return nil, 0, fmt.Errorf("%s is a file, not a store directory: %w", dir, ErrNotBadger)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", dir, err)
+	}
+	if len(ents) == 0 {
+		return nil, 0, fmt.Errorf("%s is an empty directory: %w", dir, ErrNotBadger)
+	}
+	head := make([]byte, len(badgerMagic))
+	f, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, fmt.Errorf("%s has no %s (it holds %s): %w", dir, badger.ManifestFilename, listNames(ents), ErrNotBadger)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", dir, err)
+	}
+	_, rerr := io.ReadFull(f, head)
+	_ = f.Close()
+	if rerr != nil || !bytes.Equal(head, badgerMagic) {
+		return nil, 0, fmt.Errorf("%s: %s does not start with Badger's magic bytes (damaged, or not Badger's): %w", dir, badger.ManifestFilename, ErrCorrupt)
+	}
+	if err := probeLock(dir); err != nil {
+		return nil, 0, lockedError(dir)
+	}
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".mem") {
+			logs = append(logs, e.Name())
+			if i, err := e.Info(); err == nil {
+				biggest = max(biggest, i.Size())
+			}
+		}
+	}
+	if len(logs) > 0 {
+		return logs, biggest, uncleanError(dir, logs)
+	}
+	return nil, 0, nil
+}
+
+func uncleanError(dir string, logs []string) error {
+	return fmt.Errorf("%s: its last process did not close it (killed or crashed: %s left behind), and Badger must replay "+
+		"that log before anything can be read, which needs a write; start the node or server once to recover it, or run the "+
+		"inspector with --recover-copy to inspect a recovered private copy (the directory itself is not touched): %w",
+		dir, strings.Join(logs, ", "), ErrUnclean)
+}
+
+// CopyForRecovery copies the store in dir to a new private directory under tempDir ("" is os.TempDir()),
+// keeping Badger's preallocated files sparse, and returns it: the caller opens the copy read-write (Badger
+// replays its log there), reads, and removes it. dir itself is never written.
+func CopyForRecovery(dir, tempDir string) (string, error) { return copyStore(dir, tempDir) }
 
 func lockedError(dir string) error {
 	return fmt.Errorf("%s is held by a running process (Badger lets one process open a store): ask the running node for "+

@@ -86,10 +86,10 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PerMinerIP {
 		if c.APIPort == 0 {
-			c.APIPort = d.APIPort
+			c.APIPort = DefaultAPIPort
 		}
 		if c.WebPort == 0 {
-			c.WebPort = d.WebPort
+			c.WebPort = DefaultWebPort
 		}
 	}
 	if c.AntminerBase.IDPrefix == "" {

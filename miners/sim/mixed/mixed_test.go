@@ -97,6 +97,15 @@ func TestConfigValidate(t *testing.T) {
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatalf("default config: %v", err)
 	}
+	// PerMinerIP alone takes the default ports (a real site's shape), not zero.
+	pm := DefaultConfig()
+	pm.PerMinerIP = true
+	if err := pm.Validate(); err != nil {
+		t.Fatalf("PerMinerIP with default ports: %v", err)
+	}
+	if c := pm.withDefaults(); c.APIPort != DefaultAPIPort || c.WebPort != DefaultWebPort {
+		t.Fatalf("PerMinerIP ports %d/%d, want %d/%d", c.APIPort, c.WebPort, DefaultAPIPort, DefaultWebPort)
+	}
 	for _, tc := range []struct {
 		name string
 		mod  func(*Config)
