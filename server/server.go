@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/hashfleet/hashfleet/messages/pb"
 	"github.com/hashfleet/hashfleet/messages/signing"
 	"github.com/hashfleet/hashfleet/server/api"
+	"github.com/hashfleet/hashfleet/server/credentials"
 	"github.com/hashfleet/hashfleet/server/enroll"
 	"github.com/hashfleet/hashfleet/server/gateway"
 	"github.com/hashfleet/hashfleet/server/grains"
@@ -81,6 +83,16 @@ type Config struct {
 	// DebugInject enables POST /api/v1/nodes/{id}/inject (raw commands on a node's stream, to show the
 	// node refuses what it must). Never on in production. Default false.
 	DebugInject bool
+	// NodeKeys returns a node's credential public key, which pairing and discovery credentials are sealed to.
+	// Nil: the node's enrollment record (split mode); combined mode passes the local node's.
+	NodeKeys func(nodeID string) (credentials.NodeKey, error)
+	// IssueClientCert issues a node's TLS client certificate at enrollment (tlsca.CA.IssueClientCert), for
+	// the TLS key in its EnrollRequest. Nil: none issued (a gateway without TLS). Split mode only.
+	IssueClientCert func(nodeID string, pub crypto.PublicKey, now time.Time) ([]byte, error)
+	// RequireClientCert turns on mTLS checks at the gateway (gateway.Config.RequireClientCert): streams,
+	// Challenge and OpenSession need a verified client certificate naming the node. The gateway's TLS
+	// listener must verify given client certificates (tlsca.VerifyClientCertIfGiven). Default false.
+	RequireClientCert bool
 }
 
 // DefaultConfig returns the documented defaults; AdminToken must still be set.
@@ -155,6 +167,9 @@ func (c Config) Validate() error {
 	if err := store.ValidNodeID(c.OrgID); err != nil {
 		errs = append(errs, fmt.Errorf("server: OrgID: %w", err))
 	}
+	if c.Combined && c.RequireClientCert {
+		errs = append(errs, errors.New("server: RequireClientCert (mTLS) is for split mode's TLS gateway, not combined mode"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -171,6 +186,7 @@ type Server struct {
 	system    *actor.ActorSystem
 	ownSystem bool
 	keys      *keys.Manager      // nil when Config.Signer overrides
+	vault     *credentials.Vault // device logins, sealed per owning node, in the store under "cred/"
 	registry  *registry.Registry // nil in combined mode
 	fleet     *grains.Fleet
 	gw        *gateway.Gateway
@@ -189,7 +205,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	log := cfg.Logger.With(slog.String("component", "server"))
-	st, err := store.Open(store.Options{Dir: cfg.DataDir, Logger: cfg.Logger})
+	st, err := store.Open(store.Options{Dir: cfg.DataDir, Logger: cfg.Logger, Registerer: cfg.Registerer})
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -216,6 +232,20 @@ func New(cfg Config) (*Server, error) {
 	if s.keys != nil {
 		gcfg.Keys = s.keys
 	}
+	if s.vault, err = credentials.New(credentials.NewBadgerStore(st.DB()), credentials.Config{Clock: cfg.Clock, Logger: log}); err != nil {
+		s.closeEarly()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	gcfg.Vault, gcfg.NodeKey = s.vault, cfg.NodeKeys
+	if gcfg.NodeKey == nil {
+		gcfg.NodeKey = func(id string) (credentials.NodeKey, error) {
+			rec, err := st.NodeRecord(id)
+			if err != nil {
+				return credentials.NodeKey{}, err
+			}
+			return credentials.KeyFromRecord(rec)
+		}
+	}
 	if s.fleet, err = grains.New(gcfg, s.system); err != nil {
 		s.closeEarly()
 		return nil, fmt.Errorf("server: %w", err)
@@ -233,6 +263,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("server: %w", err)
 		}
 		wcfg.Enrollment, wcfg.Sessions = s.registry, s.registry
+		wcfg.RequireClientCert = cfg.RequireClientCert
 		if wcfg.Authenticator == nil {
 			wcfg.Authenticator = gateway.SessionAuthenticator(s.registry)
 		}
@@ -246,6 +277,7 @@ func New(cfg Config) (*Server, error) {
 	acfg := api.DefaultConfig()
 	acfg.AdminToken, acfg.MaxBodyBytes, acfg.Clock, acfg.Logger, acfg.Metrics = cfg.AdminToken, cfg.MaxBodyBytes, cfg.Clock, log, api.NewMetrics(cfg.Registerer)
 	acfg.Devices, acfg.DebugInject = s.fleet, cfg.DebugInject
+	acfg.Commissioning = s.fleet
 	if s.registry != nil {
 		acfg.Enrollment = s.registry
 	}
@@ -344,6 +376,9 @@ func (s *Server) Store() store.Store { return s.store }
 // Registry is the node registry (nil in combined mode).
 func (s *Server) Registry() *registry.Registry { return s.registry }
 
+// Vault is the credential vault (device logins sealed per owning node).
+func (s *Server) Vault() *credentials.Vault { return s.vault }
+
 // Keys are the org's command-issuance keys (nil when Config.Signer overrides them).
 func (s *Server) Keys() *keys.Manager { return s.keys }
 
@@ -360,6 +395,7 @@ func newRegistry(cfg Config, st *store.Badger, signer grains.Signer) (*registry.
 	}
 	rcfg := registry.DefaultConfig()
 	rcfg.OrgID, rcfg.Clock, rcfg.Logger, rcfg.Keys = cfg.OrgID, cfg.Clock, cfg.Logger, signer.Keys
+	rcfg.IssueClientCert = cfg.IssueClientCert
 	if cfg.SessionTTL != 0 {
 		rcfg.SessionTTL = cfg.SessionTTL
 	}

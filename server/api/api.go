@@ -78,6 +78,7 @@ func New(cfg Config, backend Backend) (*API, error) {
 	a.handle("GET", "/api/v1/nodes", a.listNodes)
 	a.handle("GET", "/api/v1/openapi.json", a.openAPI)
 	a.registerSplit()
+	a.registerCommissioning()
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s (see /api/v1/openapi.json)", r.Method, r.URL.Path))
 	})
@@ -286,7 +287,11 @@ func (a *API) decodeCommand(w http.ResponseWriter, r *http.Request) (grains.Comm
 		return req, fmt.Errorf("%w: unknown action %q (want one of %s)", ErrBadRequest, in.Action, strings.Join(grains.ActionNames(), ", "))
 	}
 	// The org validates the rest (empty or duplicate ids, power target, unknown miners) before storing.
-	return grains.CommandRequest{MinerIDs: in.MinerIDs, Action: action, PowerTargetW: in.PowerTargetW,
+	var pools []*pb.Pool
+	for _, p := range in.Pools {
+		pools = append(pools, &pb.Pool{Url: p.URL, User: p.User, Password: p.Password, Priority: p.Priority})
+	}
+	return grains.CommandRequest{MinerIDs: in.MinerIDs, Action: action, PowerTargetW: in.PowerTargetW, Pools: pools,
 		IdempotencyKey: in.IdempotencyKey, Actor: "user:admin"}, nil
 }
 

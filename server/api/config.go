@@ -31,6 +31,8 @@ type Config struct {
 	Keys KeyLifecycle
 	// Devices serves pairing, node audit and the signed-command archive. Nil: 503.
 	Devices Devices
+	// Commissioning serves discovery scans, the device list and pairings. Nil: 503.
+	Commissioning Commissioning
 	// DebugInject enables POST /api/v1/nodes/{id}/inject, which writes a raw command on a node's stream (to
 	// show that nodes refuse replayed or forged commands). Default off.
 	DebugInject bool

@@ -94,10 +94,20 @@ type minerListJSON struct {
 }
 
 type commandRequestJSON struct {
-	MinerIDs       []string `json:"miner_ids"`
-	Action         string   `json:"action"`
-	PowerTargetW   float64  `json:"power_target_w"`
-	IdempotencyKey string   `json:"idempotency_key"`
+	MinerIDs       []string          `json:"miner_ids"`
+	Action         string            `json:"action"`
+	PowerTargetW   float64           `json:"power_target_w"`
+	Pools          []poolRequestJSON `json:"pools"`
+	IdempotencyKey string            `json:"idempotency_key"`
+}
+
+// poolRequestJSON is one pool of update_pools. The password is the pool's worker password (usually "x"),
+// kept with the command record.
+type poolRequestJSON struct {
+	URL      string `json:"url"`
+	User     string `json:"user"`
+	Password string `json:"password"`
+	Priority int32  `json:"priority"`
 }
 
 type commandAcceptedJSON struct {
@@ -141,6 +151,25 @@ type nodeJSON struct {
 	LastSeq           uint64     `json:"last_seq"`
 	QueuedCommands    int        `json:"queued_commands"`
 	Devices           int        `json:"devices"`
+	// Process is the node's latest forwarded process snapshot (node --forward-metrics); null when none.
+	Process *nodeProcessJSON `json:"process"`
+}
+
+// nodeProcessJSON is a node's own process as it last forwarded it.
+type nodeProcessJSON struct {
+	At                  *time.Time        `json:"at"`
+	ReceivedAt          *time.Time        `json:"received_at"`
+	AgeS                *float64          `json:"age_s"`
+	CPUSeconds          float64           `json:"cpu_seconds"`
+	ResidentMemoryBytes uint64            `json:"resident_memory_bytes"`
+	Goroutines          uint32            `json:"goroutines"`
+	OpenFDs             uint32            `json:"open_fds"`
+	GCPauseP99Seconds   float64           `json:"gc_pause_p99_seconds"`
+	MinersByState       map[string]uint32 `json:"miners_by_state"`
+	SpoolItems          uint64            `json:"spool_items"`
+	SpoolBytes          uint64            `json:"spool_bytes"`
+	UptimeS             float64           `json:"uptime_s"`
+	SoftwareVersion     string            `json:"software_version"`
 }
 
 type nodeListJSON struct {
@@ -273,5 +302,21 @@ func toNode(n grains.NodeStatus, now time.Time) nodeJSON {
 	return nodeJSON{Node: n.ID, Connected: n.Connected, ConnectedSince: ts(n.ConnectedSince),
 		LastHeartbeat: ts(n.LastHeartbeat), LastHeartbeatAgeS: age(n.LastHeartbeat, now),
 		SoftwareVersion: n.SoftwareVersion, Standby: n.Standby, LeaseEpoch: n.LeaseEpoch, NodeLastSeq: n.NodeLastSeq,
-		LastSeq: n.LastSeq, QueuedCommands: n.QueuedCommands, Devices: n.Devices}
+		LastSeq: n.LastSeq, QueuedCommands: n.QueuedCommands, Devices: n.Devices, Process: toNodeProcess(n, now)}
+}
+
+func toNodeProcess(n grains.NodeStatus, now time.Time) *nodeProcessJSON {
+	p := n.Process
+	if p == nil {
+		return nil
+	}
+	byState := map[string]uint32{}
+	for s, c := range p.GetMinersByState() {
+		byState[s] = c
+	}
+	return &nodeProcessJSON{At: tsMs(p.GetAtUnixMs()), ReceivedAt: ts(n.ProcessReceivedAt), AgeS: age(n.ProcessReceivedAt, now),
+		CPUSeconds: p.GetCpuSeconds(), ResidentMemoryBytes: p.GetResidentMemoryBytes(), Goroutines: p.GetGoroutines(),
+		OpenFDs: p.GetOpenFds(), GCPauseP99Seconds: p.GetGcPauseP99Seconds(), MinersByState: byState,
+		SpoolItems: p.GetSpoolItems(), SpoolBytes: p.GetSpoolBytes(), UptimeS: p.GetUptimeSeconds(),
+		SoftwareVersion: p.GetSoftwareVersion()}
 }

@@ -26,6 +26,10 @@ type Config struct {
 	// Sessions, when set, makes session tokens expire on open streams: a node's streams end when its newest
 	// token (from the stream's metadata, or sent in a hello, heartbeat or batch) expires. Split mode sets it.
 	Sessions SessionVerifier
+	// RequireClientCert is mTLS: every stream, Challenge and OpenSession needs a client certificate the TLS
+	// listener verified against the server's CA (tlsca.VerifyClientCertIfGiven) naming the node the call is
+	// for (ClientCertNode); Enroll does not, as a node gets its certificate by enrolling. Default false.
+	RequireClientCert bool
 	// MaxRecvMsgSize bounds one frame in bytes; apply it with ServerOptions. Default 4 MiB.
 	MaxRecvMsgSize int
 	// HelloTimeout: a control stream whose first frame is not here by then is closed. Default 10s (wall

@@ -143,6 +143,9 @@ func wait(ctx context.Context, wg *sync.WaitGroup) error {
 func (g *Gateway) authenticate(ctx context.Context, kind string) (string, error) {
 	node, err := g.cfg.Authenticator.Authenticate(ctx)
 	if err == nil {
+		if err := g.checkClientCert(ctx, kind, node); err != nil {
+			return "", err
+		}
 		return node, nil
 	}
 	g.cfg.Metrics.reject(kind, "unauthenticated")

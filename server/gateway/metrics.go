@@ -18,7 +18,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"kind"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hashfleet_server_gateway_rejected_total",
-			Help: "Streams and frames the gateway refused, by kind and reason (unauthenticated, malformed, too_large, protocol, draining, slow).",
+			Help: "Streams and frames the gateway refused, by kind and reason (unauthenticated, client_cert, malformed, too_large, protocol, draining, slow).",
 		}, []string{"kind", "reason"}),
 		goaways: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hashfleet_server_goaways_total",

@@ -174,6 +174,9 @@ func (g *Gateway) Challenge(ctx context.Context, req *pb.ChallengeRequest) (*pb.
 	if g.cfg.Enrollment == nil {
 		return nil, status.Error(codes.Unimplemented, "sessions are not available on this server (combined mode)")
 	}
+	if err := g.checkClientCert(ctx, "challenge", req.GetNodeId()); err != nil {
+		return nil, err
+	}
 	return g.cfg.Enrollment.Challenge(ctx, req)
 }
 
@@ -181,6 +184,9 @@ func (g *Gateway) Challenge(ctx context.Context, req *pb.ChallengeRequest) (*pb.
 func (g *Gateway) OpenSession(ctx context.Context, req *pb.OpenSessionRequest) (*pb.SessionToken, error) {
 	if g.cfg.Enrollment == nil {
 		return nil, status.Error(codes.Unimplemented, "sessions are not available on this server (combined mode)")
+	}
+	if err := g.checkClientCert(ctx, "open_session", req.GetNodeId()); err != nil {
+		return nil, err
 	}
 	tok, err := g.cfg.Enrollment.OpenSession(ctx, req)
 	if err != nil {

@@ -188,7 +188,7 @@ func (t *CommandTracker) changed(ctx actor.Context, a *activeCommand, changed bo
 	t.persist(a)
 	delete(t.active, a.rec.GetCommandId())
 	status := ResultName(a.rec.GetStatus())
-	t.cfg.Metrics.commandFinished(status, resultCounts(a.rec))
+	t.cfg.Metrics.commandFinished(status, resultCounts(a.rec), now.Sub(timeMs(a.rec.GetCreatedAtUnixMs())))
 	t.log.Info("command finished", slog.String("command", a.rec.GetCommandId()), slog.String("status", status),
 		slog.Int("miners", len(a.rec.GetResults())))
 	for _, ref := range a.nodes {

@@ -45,6 +45,9 @@ func ValidateCommand(req CommandRequest, maxMiners int) error {
 	case req.PowerTargetW != 0:
 		return fmt.Errorf("%w: power_target_w is only valid with set_power_target", ErrInvalidCommand)
 	}
+	if err := validatePools(req); err != nil {
+		return err
+	}
 	if len(req.IdempotencyKey) > MaxIdempotencyKeyLen {
 		return fmt.Errorf("%w: idempotency_key of %d bytes exceeds %d", ErrInvalidCommand, len(req.IdempotencyKey), MaxIdempotencyKeyLen)
 	}
@@ -52,7 +55,7 @@ func ValidateCommand(req CommandRequest, maxMiners int) error {
 }
 
 func specFor(req CommandRequest) *pb.CommandSpec {
-	return &pb.CommandSpec{Action: req.Action, PowerTargetW: req.PowerTargetW}
+	return &pb.CommandSpec{Action: req.Action, PowerTargetW: req.PowerTargetW, Pools: req.Pools}
 }
 
 // newRecord is the record of a freshly issued command: every miner pending.
@@ -72,7 +75,7 @@ func newRecord(id string, req CommandRequest, now time.Time) *pb.CommandRecord {
 // sameCommand reports whether req asks for what rec records (an idempotent retry).
 func sameCommand(rec *pb.CommandRecord, req CommandRequest) bool {
 	if rec.GetSpec().GetAction() != req.Action || rec.GetSpec().GetPowerTargetW() != req.PowerTargetW ||
-		len(rec.GetMinerIds()) != len(req.MinerIDs) {
+		len(rec.GetMinerIds()) != len(req.MinerIDs) || !samePools(rec.GetSpec().GetPools(), req.Pools) {
 		return false
 	}
 	a, b := slices.Clone(rec.GetMinerIds()), slices.Clone(req.MinerIDs)
@@ -257,3 +260,35 @@ func applyDesired(d Desired, spec *pb.CommandSpec, now time.Time) (Desired, bool
 }
 
 func timeMs(ms int64) time.Time { return time.UnixMilli(ms) }
+
+// maxPools is the most pools a miner takes (CGMiner, Antminer and Proto rig alike).
+const maxPools = 3
+
+// validatePools checks update_pools' pools (1 to 3, each with a stratum URL); other actions take none.
+func validatePools(req CommandRequest) error {
+	if req.Action != pb.Action_ACTION_UPDATE_POOLS {
+		if len(req.Pools) > 0 {
+			return fmt.Errorf("%w: pools are only valid with update_pools", ErrInvalidCommand)
+		}
+		return nil
+	}
+	if len(req.Pools) == 0 || len(req.Pools) > maxPools {
+		return fmt.Errorf("%w: update_pools needs 1 to %d pools, got %d", ErrInvalidCommand, maxPools, len(req.Pools))
+	}
+	for i, p := range req.Pools {
+		u := p.GetUrl()
+		if u == "" || len(u) > 512 || len(p.GetUser()) > 256 || len(p.GetPassword()) > 256 {
+			return fmt.Errorf("%w: pool %d needs a URL (at most 512 bytes; user and password at most 256)", ErrInvalidCommand, i)
+		}
+		if p.GetPriority() < 0 || p.GetPriority() > 99 {
+			return fmt.Errorf("%w: pool %d priority %d must be in [0, 99]", ErrInvalidCommand, i, p.GetPriority())
+		}
+	}
+	return nil
+}
+
+func samePools(a, b []*pb.Pool) bool {
+	return slices.EqualFunc(a, b, func(x, y *pb.Pool) bool {
+		return x.GetUrl() == y.GetUrl() && x.GetUser() == y.GetUser() && x.GetPassword() == y.GetPassword() && x.GetPriority() == y.GetPriority()
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/hashfleet/hashfleet/actors"
 	"github.com/hashfleet/hashfleet/actors/clock"
 	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/hashfleet/hashfleet/server/credentials"
 	"github.com/hashfleet/hashfleet/server/store"
 )
 
@@ -62,6 +63,14 @@ type Config struct {
 	RequestTimeout time.Duration
 	// MaxCommandMiners bounds the miners one command may name. Default 100,000.
 	MaxCommandMiners int
+	// Vault keeps device logins sealed to their owning nodes (server/credentials.Vault); the ownership map
+	// sent to a node carries its devices' envelopes. Nil: pairings and scans with credentials are refused.
+	Vault Vault
+	// NodeKey returns a node's credential public key to seal to (split mode: its enrollment record; combined
+	// mode: the local node's). Nil: credentials are refused.
+	NodeKey func(nodeID string) (credentials.NodeKey, error)
+	// Owners decides which node may own a device (one node, or a warm-standby pair). Default: one node.
+	Owners OwnerPolicy
 }
 
 // DefaultConfig returns the documented defaults; Store must still be set.

@@ -85,7 +85,10 @@ func TestPlanEvents(t *testing.T) {
 		return &pb.Event{Kind: pb.EventKind_EVENT_KIND_STATE_CHANGE, MinerId: id, ToState: pb.MinerState_MINER_STATE_STOPPED}
 	}
 	p := planEvents("n1", []*pb.Event{disc("a", "1.1.1.1:4028"), disc("a", "2.2.2.2:4028"), disc("b", "x"), disc("c", "3.3.3.3:4028"),
-		state("a"), state("b"), state("c"), {Kind: pb.EventKind_EVENT_KIND_NODE_METRICS},
+		state("a"), state("b"), state("c"), {Kind: pb.EventKind_EVENT_KIND_UNSPECIFIED},
+		{Kind: pb.EventKind_EVENT_KIND_NODE_METRICS, NodeMetrics: &pb.NodeMetrics{AtUnixMs: 9, Goroutines: 90}},
+		{Kind: pb.EventKind_EVENT_KIND_NODE_METRICS, NodeMetrics: &pb.NodeMetrics{AtUnixMs: 7, Goroutines: 70}},
+		{Kind: pb.EventKind_EVENT_KIND_NODE_METRICS},
 		{Kind: pb.EventKind_EVENT_KIND_COMMAND_AUDIT, Audit: &pb.AuditRecord{MonotonicSeq: 4, NodeId: "spoofed", Code: pb.ResultCode_RESULT_CODE_REFUSED_SEQ}},
 		{Kind: pb.EventKind_EVENT_KIND_COMMAND_AUDIT}}, lookupOf(known), true, t0)
 	if len(p.devices) != 2 || p.devices[0].GetAddress() != "2.2.2.2:4028" || p.devices[1].GetMinerId() != "c" || p.devices[1].GetNodeId() != "n1" {
@@ -97,8 +100,12 @@ func TestPlanEvents(t *testing.T) {
 	if len(p.states) != 2 || p.states[0].miner != "a" || p.states[1].miner != "c" || !p.states[0].at.Equal(t0) {
 		t.Fatalf("states %v", p.states)
 	}
-	if p.counts[resUnowned] != 2 || p.counts[resIgnored] != 1 || p.counts[resInvalid] != 1 {
+	if p.counts[resUnowned] != 2 || p.counts[resIgnored] != 1 || p.counts[resInvalid] != 2 {
 		t.Fatalf("counts %v", p.counts)
+	}
+	// The newest process snapshot of the batch wins, whatever the order; one without a snapshot is invalid.
+	if p.nodeMetrics.GetGoroutines() != 90 {
+		t.Fatalf("node metrics %v", p.nodeMetrics)
 	}
 	// A node's audit record is kept as the node it came from, whatever node it names.
 	if len(p.audit) != 1 || p.audit[0].GetNodeId() != "n1" || p.audit[0].GetMonotonicSeq() != 4 || p.audit[0].GetAtUnixMs() != t0.UnixMilli() {
@@ -127,7 +134,10 @@ func TestValidateCommand(t *testing.T) {
 		{CommandRequest{MinerIDs: []string{"a", "b", "c"}, Action: pb.Action_ACTION_REBOOT}, "exceed"},
 		{CommandRequest{MinerIDs: []string{"a", "a"}, Action: pb.Action_ACTION_REBOOT}, "twice"},
 		{CommandRequest{MinerIDs: []string{""}, Action: pb.Action_ACTION_REBOOT}, "empty id"},
-		{CommandRequest{MinerIDs: []string{"a"}, Action: pb.Action_ACTION_UPDATE_POOLS}, "unknown action"},
+		{CommandRequest{MinerIDs: []string{"a"}, Action: pb.Action_ACTION_UNSPECIFIED}, "unknown action"},
+		{CommandRequest{MinerIDs: []string{"a"}, Action: pb.Action_ACTION_UPDATE_POOLS}, "1 to 3 pools"},
+		{CommandRequest{MinerIDs: []string{"a"}, Action: pb.Action_ACTION_UPDATE_POOLS, Pools: []*pb.Pool{{User: "w"}}}, "needs a URL"},
+		{CommandRequest{MinerIDs: []string{"a"}, Action: pb.Action_ACTION_REBOOT, Pools: []*pb.Pool{{Url: "stratum+tcp://p:3333"}}}, "only valid with update_pools"},
 		{CommandRequest{MinerIDs: []string{"a"}, Action: pb.Action_ACTION_SET_POWER_TARGET}, "power_target_w"},
 		{CommandRequest{MinerIDs: []string{"a"}, Action: pb.Action_ACTION_STOP_MINING, PowerTargetW: 1}, "only valid"},
 		{CommandRequest{MinerIDs: []string{"a"}, Action: pb.Action_ACTION_BLINK, IdempotencyKey: strings.Repeat("k", 257)}, "idempotency_key"},

@@ -12,6 +12,12 @@
 //	                     └─enqueue──────▶ Node ─persist seq+queue─▶ store
 //	                                       └─SendFrame{command}──▶ NodeSession ─▶ stream ─▶ node
 //
+// Commissioning (commissioning.go, org_commission.go): discovery scans and pairings are node-control commands
+// the Org records (ScanRecord, PairingRecord) and sends through the node's queue; the Node actor hands their
+// answers back to the Org, which registers paired devices (one node per device, OwnerPolicy) and folds scan
+// reports in without ever claiming a device. The ownership map sent to a node carries the logins the Vault
+// sealed to it.
+//
 // Decisions are pure functions with time passed in (planTelemetry, planEvents, ValidateCommand, applyAck,
 // applyReport, applyTimeout, recordStatus, buildPage); the actors gather inputs, call them, and persist or
 // send what they return. Telemetry protos are immutable once ingested: the store, the Miner actors and the

@@ -89,13 +89,18 @@ type eventsPlan struct {
 	isNew   map[string]bool
 	states  []stateChange
 	counts  map[string]int
+	// nodeMetrics is the newest NODE_METRICS snapshot of the batch (nil: none).
+	nodeMetrics *pb.NodeMetrics
+	// scans are the batch's discovery scan reports, in order; the devices they found that no node owns are
+	// in pending (discovery never claims ownership, trusted node or not).
+	scans []*pb.ScanReport
 }
 
 // planEvents decides what a batch of events from node changes. DISCOVERED registers the device to node when
 // trust is set (or refreshes its address and identity when node already owns it), and otherwise records it
 // as pending until an operator pairs it; STATE_CHANGE updates an owned miner's state; COMMAND_AUDIT keeps the
-// node's gate audit record (stamped with the node the stream is authenticated as, whatever it claims).
-// Other kinds are counted and ignored.
+// node's gate audit record (stamped with the node the stream is authenticated as, whatever it claims);
+// NODE_METRICS keeps the batch's newest process snapshot of the node. Other kinds are counted and ignored.
 func planEvents(node string, events []*pb.Event, lookup lookupFunc, trust bool, now time.Time) eventsPlan {
 	p := eventsPlan{isNew: map[string]bool{}, counts: map[string]int{}}
 	overlay := map[string]int{} // miner → index into p.devices
@@ -169,6 +174,22 @@ func planEvents(node string, events []*pb.Event, lookup lookupFunc, trust bool, 
 				a.AtUnixMs = now.UnixMilli()
 			}
 			p.audit = append(p.audit, a)
+			p.counts[resApplied]++
+		case pb.EventKind_EVENT_KIND_SCAN:
+			if !planScan(&p, node, ev.GetScan(), find) {
+				p.counts[resInvalid]++
+				continue
+			}
+			p.counts[resApplied]++
+		case pb.EventKind_EVENT_KIND_NODE_METRICS:
+			nm := ev.GetNodeMetrics()
+			if nm == nil {
+				p.counts[resInvalid]++
+				continue
+			}
+			if p.nodeMetrics == nil || nm.GetAtUnixMs() >= p.nodeMetrics.GetAtUnixMs() {
+				p.nodeMetrics = nm
+			}
 			p.counts[resApplied]++
 		default:
 			p.counts[resIgnored]++

@@ -74,6 +74,36 @@ type injectCommand struct {
 	node string
 	cmd  *pb.ControlCommand
 }
+type startScan struct {
+	scanID string
+	node   string
+	req    *pb.DiscoveryRequest
+	actor  string
+}
+type preparePairing struct {
+	node     string
+	minerIDs []string
+}
+type pairingPlan struct {
+	node    string
+	devices []*pb.Device
+}
+type startPairing struct {
+	pairingID string
+	node      string
+	devices   []*pb.Device // with login_envelope/login_user when credentials were given
+	given     bool
+	actor     string
+}
+
+// controlOutcome is a node's ack or result report for a node-control command (scan, pairing), forwarded by
+// its Node actor to the Org.
+type controlOutcome struct {
+	node      string
+	commandID string
+	ack       *pb.CommandAck
+	report    *pb.CommandResultReport
+}
 type orgReady struct{}
 type okReply struct{}
 
@@ -91,8 +121,18 @@ type enqueueCommand struct {
 	// until the node answers, however long it is away.
 	keys     []byte
 	signWith string
+	// control, when set, is a node-control payload (a serialized CommandPayload with a DiscoveryRequest or a
+	// PairingRequest). Not tracked by the CommandTracker: the node's acks and reports go to the Org
+	// (controlOutcome), and it stays queued until the node answers.
+	control []byte
 }
 type addDevices struct{ devices []*pb.Device }
+
+// nodeProcess is a node's forwarded process snapshot (EVENT_KIND_NODE_METRICS), immutable once sent.
+type nodeProcess struct {
+	metrics    *pb.NodeMetrics
+	receivedAt time.Time
+}
 type dropCommand struct {
 	commandID string
 	seq       uint64

@@ -35,12 +35,16 @@ type Node struct {
 	hello          *pb.ControlHello
 	connectedSince time.Time
 	lastHeartbeat  time.Time
+
+	process   *pb.NodeMetrics // the node's latest forwarded process snapshot (nil: none since start)
+	processAt time.Time       // when it arrived
 }
 
 type queued struct {
 	cmd      *pb.ControlCommand // immutable once queued: it may be on its way to the wire
 	minerIDs []string
 	key      bool // a key announcement or revocation: not an operator command, not tracked
+	control  bool // a discovery scan or pairing: not tracked; acks and reports go to the Org
 }
 
 func isKeyPayload(p *pb.CommandPayload) bool {
@@ -79,6 +83,13 @@ func (n *Node) Receive(ctx actor.Context) {
 		n.pushStatus(ctx)
 	case *injectCommand:
 		n.onInject(ctx, m)
+	case *nodeProcess:
+		// The newest snapshot wins: one spooled while the link was down may arrive after a newer one.
+		if n.process == nil || m.metrics.GetAtUnixMs() >= n.process.GetAtUnixMs() {
+			n.process, n.processAt = m.metrics, m.receivedAt
+			n.cfg.Metrics.nodeProcess(n.id, m.metrics, m.receivedAt)
+			n.pushStatus(ctx)
+		}
 	default:
 		n.log.Warn("node: unexpected message", slog.String("type", fmt.Sprintf("%T", m)))
 	}
@@ -100,9 +111,9 @@ func (n *Node) onStarted(ctx actor.Context) {
 			_ = n.cfg.Store.Dequeue(n.id, c.GetMonotonicSeq())
 			continue
 		}
-		q := &queued{cmd: c, minerIDs: p.GetMinerIds(), key: isKeyPayload(&p)}
+		q := &queued{cmd: c, minerIDs: p.GetMinerIds(), key: isKeyPayload(&p), control: isControlPayload(&p)}
 		n.queue[c.GetMonotonicSeq()] = q
-		if !q.key {
+		if !q.key && !q.control {
 			ctx.Request(n.tracker, &commandIssued{commandID: c.GetCommandId(), node: n.id, seq: c.GetMonotonicSeq()})
 		}
 	}
@@ -139,6 +150,8 @@ func (n *Node) onAttach(ctx actor.Context, m *AttachSession) {
 	}
 	now := n.cfg.Clock.Now()
 	n.session, n.hello, n.connectedSince = m.Session, m.Hello, now
+	// A stream attaching is a sign of life: the heartbeat age starts now, not at the first heartbeat.
+	n.cfg.Metrics.heartbeatAt(n.id, now)
 	if last := m.Hello.GetLastSeq(); last > n.lastSeq {
 		// The node executed seqs we never allocated (our store was lost or restored from an old copy): new
 		// commands must start above its mark or its gate refuses them.
@@ -172,7 +185,7 @@ func (n *Node) resendAfter(last uint64) []uint64 {
 }
 
 func (n *Node) helloAck() *pb.CloudToNode {
-	ack := &pb.HelloAck{NodeId: n.id, NextSeq: n.lastSeq + 1, Devices: n.deviceList()}
+	ack := &pb.HelloAck{NodeId: n.id, NextSeq: n.lastSeq + 1, Devices: n.withLogins(n.deviceList())}
 	if s := n.cfg.Signer; s != nil {
 		ack.CommandKeys = s.Keys()
 	}
@@ -236,9 +249,12 @@ func (n *Node) onHeartbeat(ctx actor.Context, m *Heartbeat) {
 
 func (n *Node) onEnqueue(ctx actor.Context, m *enqueueCommand) {
 	seq := n.lastSeq + 1
-	key := m.keys != nil
+	key, ctl := m.keys != nil, m.control != nil
 	payload, err := m.keys, error(nil)
-	if !key {
+	switch {
+	case ctl:
+		payload = m.control
+	case !key:
 		payload, err = proto.Marshal(&pb.CommandPayload{MinerIds: m.minerIDs, Spec: m.spec})
 	}
 	if err == nil {
@@ -257,12 +273,12 @@ func (n *Node) onEnqueue(ctx actor.Context, m *enqueueCommand) {
 		}
 		if err == nil {
 			n.lastSeq = seq
-			q := &queued{cmd: cmd, minerIDs: m.minerIDs, key: key}
+			q := &queued{cmd: cmd, minerIDs: m.minerIDs, key: key, control: ctl}
 			n.queue[seq] = q
-			if !key {
+			if !key && !ctl {
 				ctx.Request(n.tracker, &commandIssued{commandID: m.commandID, node: n.id, seq: seq})
 			}
-			n.log.Info("command queued", slog.String("command", m.commandID), slog.Uint64("seq", seq),
+			n.log.Info("command queued", slog.String("command", m.commandID), slog.Uint64("seq", seq), slog.Uint64("epoch", cmd.GetLeaseEpoch()),
 				slog.Int("miners", len(m.minerIDs)), slog.Bool("key_command", key), slog.String("key", cmd.GetKeyId()),
 				slog.Bool("connected", n.session != nil))
 			n.send(ctx, q)
@@ -271,6 +287,11 @@ func (n *Node) onEnqueue(ctx actor.Context, m *enqueueCommand) {
 		}
 	}
 	n.log.Error("could not queue command", slog.String("command", m.commandID), slog.Bool("key_command", key), slog.Any("err", err))
+	if ctl {
+		ctx.Send(ctx.Parent(), &controlOutcome{node: n.id, commandID: m.commandID, ack: &pb.CommandAck{CommandId: m.commandID,
+			Code: pb.ResultCode_RESULT_CODE_FAILED, Message: "cloud could not queue the command: " + err.Error()}})
+		return
+	}
 	if !key {
 		ctx.Send(n.tracker, &commandAcked{commandID: m.commandID, node: n.id, minerIDs: m.minerIDs,
 			code: pb.ResultCode_RESULT_CODE_FAILED, message: "cloud could not queue the command: " + err.Error()})
@@ -331,6 +352,11 @@ func (n *Node) entry(commandID string, seq uint64) *queued {
 }
 
 func (n *Node) onAck(ctx actor.Context, a *pb.CommandAck) {
+	// Every refusal the node reports counts, also of commands no longer queued here (a replay or an injected
+	// command the gate caught, a key command it could not apply).
+	if c := a.GetCode(); isFinal(c) && c != pb.ResultCode_RESULT_CODE_SUCCEEDED {
+		n.cfg.Metrics.commandRefused(ResultCodeName(c))
+	}
 	q := n.entry(a.GetCommandId(), a.GetMonotonicSeq())
 	if q == nil {
 		n.log.Debug("ack for a command no longer queued", slog.String("command", a.GetCommandId()), slog.Uint64("seq", a.GetMonotonicSeq()))
@@ -339,6 +365,10 @@ func (n *Node) onAck(ctx actor.Context, a *pb.CommandAck) {
 	code := a.GetCode()
 	if code == pb.ResultCode_RESULT_CODE_UNSPECIFIED {
 		code = pb.ResultCode_RESULT_CODE_RUNNING
+	}
+	if q.control {
+		n.onControlAck(ctx, a, code)
+		return
 	}
 	if q.key {
 		switch {
@@ -364,6 +394,10 @@ func (n *Node) onAck(ctx actor.Context, a *pb.CommandAck) {
 func (n *Node) onResult(ctx actor.Context, r *pb.CommandResultReport) {
 	q := n.entry(r.GetCommandId(), r.GetMonotonicSeq())
 	rep := &commandReport{commandID: r.GetCommandId(), node: n.id, results: r.GetResults(), done: r.GetDone()}
+	if q != nil && q.control {
+		n.onControlReport(ctx, r)
+		return
+	}
 	if q != nil && q.key {
 		if r.GetDone() {
 			n.dequeue(ctx, r.GetMonotonicSeq())
@@ -403,6 +437,7 @@ func (n *Node) pushStatus(ctx actor.Context) {
 	if h := n.hello; h != nil {
 		st.SoftwareVersion, st.Standby, st.LeaseEpoch, st.NodeLastSeq = h.GetSoftwareVersion(), h.GetStandby(), h.GetLeaseEpoch(), h.GetLastSeq()
 	}
+	st.Process, st.ProcessReceivedAt = n.process, n.processAt
 	ctx.Send(n.view, &viewNode{status: st})
 	n.cfg.Metrics.setQueued(n.id, len(n.queue))
 }

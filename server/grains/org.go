@@ -72,6 +72,20 @@ func (o *Org) Receive(ctx actor.Context) {
 		o.onRevoke(ctx, m)
 	case *injectCommand:
 		ctx.Forward(o.node(ctx, m.node))
+	case *startScan:
+		o.onStartScan(ctx, m)
+	case *preparePairing:
+		o.onPreparePairing(ctx, m)
+	case *startPairing:
+		o.onStartPairing(ctx, m)
+	case *controlOutcome:
+		o.onControlOutcome(ctx, m)
+	case *onlyNode:
+		if id, err := o.onlyNode(); err != nil {
+			ctx.Respond(err)
+		} else {
+			ctx.Respond(id)
+		}
 	default:
 		o.log.Warn("org: unexpected message", slog.String("type", fmt.Sprintf("%T", m)))
 	}
@@ -207,6 +221,7 @@ func (o *Org) onTelemetry(ctx actor.Context, m *ingestTelemetry) {
 	for res, n := range p.counts {
 		o.cfg.Metrics.sample(res, n)
 	}
+	o.cfg.Metrics.nodeSamples(m.node, len(p.apply))
 	o.cfg.Metrics.batch(k.kind, resApplied)
 	rejected := len(m.batch.GetSamples()) - len(p.apply)
 	if p.counts[resUnowned] > 0 || p.counts[resInvalid] > 0 {
@@ -226,6 +241,12 @@ func (o *Org) onEvents(ctx actor.Context, m *ingestEvents) {
 	}
 	now := o.cfg.Clock.Now()
 	p := planEvents(m.node, m.batch.GetEvents(), o.lookup, o.cfg.TrustNodeDevices, now)
+	if err := o.applyScans(m.node, p.scans); err != nil {
+		o.cfg.Metrics.batch(k.kind, "failed")
+		o.log.Error("persist scan reports", slog.String("node", m.node), slog.Uint64("batch_seq", seq), slog.Any("err", err))
+		ctx.Respond(fmt.Errorf("%w: event batch %d: %v", ErrStore, seq, err))
+		return
+	}
 	if err := o.cfg.Store.Apply(store.Batch{Devices: p.devices, Pending: p.pending, Audit: p.audit,
 		Mark: &store.Mark{Node: m.node, Kind: k.kind, Seq: seq}}); err != nil {
 		o.cfg.Metrics.batch(k.kind, "failed")
@@ -249,6 +270,9 @@ func (o *Org) onEvents(ctx actor.Context, m *ingestEvents) {
 	}
 	if len(p.states) > 0 {
 		ctx.Send(o.view, &viewStates{changes: p.states})
+	}
+	if p.nodeMetrics != nil {
+		ctx.Send(o.node(ctx, m.node), &nodeProcess{metrics: p.nodeMetrics, receivedAt: now})
 	}
 	for res, n := range p.counts {
 		o.cfg.Metrics.event(res, n)

@@ -8,9 +8,11 @@ import (
 
 // CommandRequest is an operator's command as the API hands it to the org.
 type CommandRequest struct {
-	MinerIDs       []string
-	Action         pb.Action
-	PowerTargetW   float64
+	MinerIDs     []string
+	Action       pb.Action
+	PowerTargetW float64
+	// Pools are update_pools' pools, 1 to 3, tried in priority order (lowest first).
+	Pools          []*pb.Pool
 	IdempotencyKey string
 	// Actor is who issued it ("user:admin").
 	Actor string
@@ -105,6 +107,11 @@ type NodeStatus struct {
 	LastSeq        uint64
 	QueuedCommands int
 	Devices        int
+	// Process is the node's latest forwarded process snapshot (node --forward-metrics; nil when it does not
+	// forward, or since this server started), received at ProcessReceivedAt. Kept in memory only: it is
+	// replaced within one forwarding interval. Shared, do not modify.
+	Process           *pb.NodeMetrics
+	ProcessReceivedAt time.Time
 }
 
 // NodesPage answers a nodes query.
@@ -156,11 +163,14 @@ var actionNames = map[string]pb.Action{
 	"blink":            pb.Action_ACTION_BLINK,
 	"curtail":          pb.Action_ACTION_CURTAIL,
 	"uncurtail":        pb.Action_ACTION_UNCURTAIL,
+	"update_pools":     pb.Action_ACTION_UPDATE_POOLS,
+	"get_pools":        pb.Action_ACTION_GET_POOLS,
+	"get_errors":       pb.Action_ACTION_GET_ERRORS,
 }
 
 // ActionNames lists the accepted action names in a stable order.
 func ActionNames() []string {
-	return []string{"reboot", "start", "stop", "set_power_target", "blink", "curtail", "uncurtail"}
+	return []string{"reboot", "start", "stop", "set_power_target", "blink", "curtail", "uncurtail", "update_pools", "get_pools", "get_errors"}
 }
 
 // ParseAction maps an API action name to its Action; false for anything else.

@@ -1,11 +1,16 @@
 package registry
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdh"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -58,6 +63,10 @@ type Config struct {
 	CodeTTL time.Duration
 	// Keys returns the org's public command keys (EnrollResponse.command_keys). Required.
 	Keys func() []*pb.CommandKey
+	// IssueClientCert issues a node's TLS client certificate (PEM) for the TLS key it enrolled with
+	// (tlsca.CA.IssueClientCert); it goes with the api_key in EnrollResponse.client_certificate_pem. Nil: no
+	// certificates (a gateway without TLS).
+	IssueClientCert func(nodeID string, pub crypto.PublicKey, now time.Time) ([]byte, error)
 	// MaxEventsPerSecond bounds security-event writes; beyond it refusals are only logged and counted.
 	// Default 20.
 	MaxEventsPerSecond int
@@ -200,7 +209,37 @@ func checkEnrollRequest(req *pb.EnrollRequest) error {
 	if _, err := ecdh.X25519().NewPublicKey(req.GetCredentialPublicKey()); err != nil {
 		return fmt.Errorf("credential_public_key is not an X25519 key: %v", err)
 	}
+	if len(req.GetTlsPublicKey()) != 0 {
+		if _, err := parseTLSPublicKey(req.GetTlsPublicKey(), req.GetIdentityPublicKey(), req.GetMinerSigningPublicKey()); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// parseTLSPublicKey parses an EnrollRequest.tls_public_key: PKIX DER of an ECDSA P-256 or ed25519 key that
+// is neither of the node's signing keys (each key is used in one context only).
+func parseTLSPublicKey(der, identity, minerSigning []byte) (crypto.PublicKey, error) {
+	if len(der) > 1024 {
+		return nil, fmt.Errorf("tls_public_key is %d bytes, too large for a P-256 or ed25519 key", len(der))
+	}
+	pub, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("tls_public_key is not a PKIX public key: %v", err)
+	}
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("tls_public_key is an ECDSA key on %s, want P-256", k.Curve.Params().Name)
+		}
+	case ed25519.PublicKey:
+		if bytes.Equal(k, identity) || bytes.Equal(k, minerSigning) {
+			return nil, errors.New("tls_public_key is the identity or miner-signing key; the TLS key must be a key of its own")
+		}
+	default:
+		return nil, fmt.Errorf("tls_public_key is a %T, want ECDSA P-256 or ed25519", pub)
+	}
+	return pub, nil
 }
 
 // Enroll is the Enroll RPC. The first call with a fresh code creates a pending node; the node then polls
@@ -230,7 +269,8 @@ func (r *Registry) Enroll(ctx context.Context, req *pb.EnrollRequest) (*pb.Enrol
 		}
 		rec := &pb.NodeRecord{NodeId: id, OrgId: code.OrgID, Name: req.GetNodeName(), Site: site,
 			IdentityPublicKey: pub, MinerSigningPublicKey: req.GetMinerSigningPublicKey(),
-			CredentialPublicKey: req.GetCredentialPublicKey(), IdentityFingerprint: fp, EnrolledAtUnixMs: now.UnixMilli()}
+			CredentialPublicKey: req.GetCredentialPublicKey(), TlsPublicKey: req.GetTlsPublicKey(),
+			IdentityFingerprint: fp, EnrolledAtUnixMs: now.UnixMilli()}
 		if err := r.st.PutNodeRecord(rec); err != nil && !errors.Is(err, store.ErrExists) {
 			return nil, grpcError(codes.Unavailable, fmt.Errorf("enroll: %w", err))
 		}
@@ -245,13 +285,27 @@ func (r *Registry) Enroll(ctx context.Context, req *pb.EnrollRequest) (*pb.Enrol
 		r.event(ctx, store.SecurityEvent{Kind: "enroll", Node: id, Result: "refused", Reason: "node revoked"})
 		return nil, status.Errorf(codes.PermissionDenied, "enroll: node %s was revoked; enroll with a new identity", id)
 	case subtle.ConstantTimeCompare(rec.GetMinerSigningPublicKey(), req.GetMinerSigningPublicKey()) != 1 ||
-		subtle.ConstantTimeCompare(rec.GetCredentialPublicKey(), req.GetCredentialPublicKey()) != 1:
+		subtle.ConstantTimeCompare(rec.GetCredentialPublicKey(), req.GetCredentialPublicKey()) != 1 ||
+		len(rec.GetTlsPublicKey()) != 0 && !bytes.Equal(rec.GetTlsPublicKey(), req.GetTlsPublicKey()):
 		r.event(ctx, store.SecurityEvent{Kind: "enroll", Node: id, Result: "refused", Reason: "public keys differ from the enrolled ones"})
-		return nil, status.Errorf(codes.FailedPrecondition, "enroll: node %s is enrolled with other miner-signing or credential keys", id)
+		return nil, status.Errorf(codes.FailedPrecondition, "enroll: node %s is enrolled with other miner-signing, credential or TLS keys", id)
 	}
 	resp := &pb.EnrollResponse{NodeId: id, OrgId: rec.GetOrgId(), IdentityFingerprint: fp}
 	if !rec.GetConfirmed() {
 		return resp, nil
+	}
+	// The client certificate is made before the api_key is spent, so a failure here leaves the node able to
+	// poll again.
+	var certPEM []byte
+	if len(rec.GetTlsPublicKey()) != 0 && r.cfg.IssueClientCert != nil {
+		pub, err := parseTLSPublicKey(rec.GetTlsPublicKey(), rec.GetIdentityPublicKey(), rec.GetMinerSigningPublicKey())
+		if err == nil {
+			certPEM, err = r.cfg.IssueClientCert(id, pub, now)
+		}
+		if err != nil {
+			r.log.Error("issue client certificate", slog.String("node", id), slog.Any("err", err))
+			return nil, grpcError(codes.Internal, fmt.Errorf("enroll: issue the client certificate: %w", err))
+		}
 	}
 	key, hash, err := enroll.NewAPIKey()
 	if err != nil {
@@ -275,8 +329,12 @@ func (r *Registry) Enroll(ctx context.Context, req *pb.EnrollRequest) (*pb.Enrol
 	if err := r.svc.FinishCode(code.ID, now); err != nil {
 		r.log.Error("finish enrollment code", slog.String("node", id), slog.Any("err", err))
 	}
-	r.event(ctx, store.SecurityEvent{Kind: "enroll", Node: id, Result: "accepted", Reason: "api key issued"})
-	resp.ApiKey, resp.Confirmed, resp.CommandKeys = key, true, r.cfg.Keys()
+	reason := "api key issued"
+	if certPEM != nil {
+		reason = "api key and client certificate issued"
+	}
+	r.event(ctx, store.SecurityEvent{Kind: "enroll", Node: id, Result: "accepted", Reason: reason})
+	resp.ApiKey, resp.Confirmed, resp.CommandKeys, resp.ClientCertificatePem = key, true, r.cfg.Keys(), certPEM
 	return resp, nil
 }
 

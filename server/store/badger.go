@@ -12,6 +12,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hashfleet/hashfleet/actors/badgerkv"
 	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -23,6 +24,8 @@ type Options struct {
 	// transaction may hold 15% of a memtable.
 	MemTableSize int64
 	Logger       *slog.Logger
+	// Registerer, when set, receives Badger's numbers for this store (hashfleet_store_badger_*{store="cloud"}).
+	Registerer prometheus.Registerer
 }
 
 // Badger is the Store on Badger.
@@ -41,7 +44,8 @@ func Open(o Options) (*Badger, error) {
 	if mt <= 0 {
 		mt = 16 << 20
 	}
-	db, err := badgerkv.Open(badgerkv.Options{Dir: o.Dir, MemTableSize: mt, SyncWrites: o.Dir != "", Logger: o.Logger})
+	db, err := badgerkv.Open(badgerkv.Options{Dir: o.Dir, MemTableSize: mt, SyncWrites: o.Dir != "", Logger: o.Logger,
+		Registerer: o.Registerer, Name: "cloud"})
 	if err != nil {
 		return nil, err
 	}

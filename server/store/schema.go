@@ -38,6 +38,14 @@ func Schema() inspect.Schema {
 				Match:     func(rest []byte) bool { return len(rest) > 17 && rest[len(rest)-17] == '/' },
 				FormatKey: formatNodeAuditKey, ParseKey: parseNodeAuditKey},
 			{Name: "pending-device", Prefix: pPending, Message: &pb.Device{}},
+			{Name: "scan", Prefix: pScan, Message: &pb.ScanRecord{}},
+			{Name: "pairing", Prefix: pPairing, Message: &pb.PairingRecord{}},
+			// The credential vault (server/credentials) shares this Badger under "cred/": ciphertext and
+			// workflow state only.
+			{Name: "credential", Prefix: "cred/dev/", Type: "JSON (credentials.DeviceRecord: sealed envelopes, never plaintext)",
+				Decode: inspect.JSONStruct},
+			{Name: "credential-index", Prefix: "cred/", Type: "(vault indexes: empty, or JSON)",
+				Decode: func(_, _ []byte) (proto.Message, error) { return nil, nil }},
 			{Name: "node-record", Prefix: pNodeRec, Message: &pb.NodeRecord{}},
 			{Name: "enroll-code", Prefix: pCode, Type: "JSON (enroll.CodeRecord, keyed by HMAC)", Decode: inspect.JSONStruct},
 			{Name: "secret", Prefix: keySecret, Exact: true, Type: "secret (never shown)",

@@ -83,6 +83,9 @@ type Store interface {
 	// NodeAudit returns the newest limit audit records a node reported, oldest first.
 	NodeAudit(node string, limit int) ([]*pb.AuditRecord, error)
 
+	// Commissioning: discovery scans and pairings.
+	Commissioning
+
 	Close() error
 }
 

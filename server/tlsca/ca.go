@@ -527,3 +527,37 @@ func VerifiedNodeID(cs tls.ConnectionState) (string, error) {
 	}
 	return NodeIDFromCert(cs.VerifiedChains[0][0])
 }
+
+// CheckClientCert is the node's check of the client certificate the server issued it at enrollment: a single
+// PEM certificate, for client auth, chaining to the pinned CA (caPEM) at now, naming nodeID, and for the
+// public key pub the node generated. It returns the parsed certificate.
+func CheckClientCert(certPEM, caPEM []byte, nodeID string, pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
+	b, rest := pem.Decode(certPEM)
+	if b == nil || b.Type != "CERTIFICATE" || len(bytes.TrimSpace(rest)) != 0 {
+		return nil, fmt.Errorf("tlsca: client certificate is not a single PEM CERTIFICATE block: %w", ErrNotNodeCert)
+	}
+	cert, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("tlsca: client certificate: %v: %w", err, ErrNotNodeCert)
+	}
+	roots, err := ClientTLSConfig(caPEM)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots.RootCAs, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return nil, fmt.Errorf("tlsca: client certificate does not verify with the pinned CA: %v: %w", err, ErrNotNodeCert)
+	}
+	id, err := NodeIDFromCert(cert)
+	if err != nil {
+		return nil, fmt.Errorf("tlsca: %w", err)
+	}
+	if id != nodeID {
+		return nil, fmt.Errorf("tlsca: client certificate names node %q, not %q: %w", id, nodeID, ErrNotNodeCert)
+	}
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	if k, ok := pub.(equaler); !ok || !k.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("tlsca: client certificate is for another public key: %w", ErrNotNodeCert)
+	}
+	return cert, nil
+}

@@ -382,3 +382,77 @@ func TestClientTLSConfigRefusesBadPEM(t *testing.T) {
 		t.Fatalf("ClientTLSConfig: %+v, %v", cfg, err)
 	}
 }
+
+func TestVerifyClientCertIfGiven(t *testing.T) {
+	now := time.Now()
+	ca := newCA(t, now)
+	other := newCA(t, now)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	issue := func(issuer *CA, nodeID string) (tls.Certificate, []byte) {
+		t.Helper()
+		certPEM, err := issuer.IssueClientCert(nodeID, &key.PublicKey, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := pem.Decode(certPEM)
+		return tls.Certificate{Certificate: [][]byte{b.Bytes}, PrivateKey: key}, certPEM
+	}
+	server := ca.ServerTLSConfig(VerifyClientCertIfGiven())
+	if server.ClientAuth != tls.VerifyClientCertIfGiven || server.ClientCAs == nil {
+		t.Fatalf("ClientAuth = %v", server.ClientAuth)
+	}
+
+	// No certificate: the handshake succeeds, with no verified node.
+	none, _ := ClientTLSConfig(ca.CAPEM())
+	cerr, serr, st := handshake(t, "tcp4", "127.0.0.1:0", server, none)
+	if cerr != nil || serr != nil {
+		t.Fatalf("no client certificate: client %v, server %v", cerr, serr)
+	}
+	if _, err := VerifiedNodeID(st); !errors.Is(err, ErrNotNodeCert) {
+		t.Fatalf("VerifiedNodeID without a certificate = %v", err)
+	}
+	// A certificate of this CA: verified.
+	good, goodPEM := issue(ca, "n1")
+	cfg, _ := ClientTLSConfig(ca.CAPEM(), WithClientCertificate(good))
+	cerr, serr, st = handshake(t, "tcp4", "127.0.0.1:0", server, cfg)
+	if id, err := VerifiedNodeID(st); cerr != nil || serr != nil || err != nil || id != "n1" {
+		t.Fatalf("node certificate: client %v, server %v, id %q %v", cerr, serr, id, err)
+	}
+	// Another CA's certificate: crypto/tls does not even offer it (the server names its CA as the only one
+	// acceptable), so there is no verified node...
+	foreign, foreignPEM := issue(other, "n1")
+	cfg, _ = ClientTLSConfig(ca.CAPEM(), WithClientCertificate(foreign))
+	cerr, serr, st = handshake(t, "tcp4", "127.0.0.1:0", server, cfg)
+	if _, err := VerifiedNodeID(st); cerr != nil || serr != nil || !errors.Is(err, ErrNotNodeCert) {
+		t.Fatalf("foreign client certificate not offered: client %v, server %v, VerifiedNodeID %v", cerr, serr, err)
+	}
+	// ...and one presented anyway fails the handshake (given, so verified).
+	cfg, _ = ClientTLSConfig(ca.CAPEM())
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &foreign, nil }
+	if cerr, serr, _ := handshake(t, "tcp4", "127.0.0.1:0", server, cfg); cerr == nil || serr == nil {
+		t.Fatalf("foreign client certificate forced: client %v, server %v; want both to fail", cerr, serr)
+	}
+
+	// CheckClientCert, the node's check of what enrollment handed it.
+	if c, err := CheckClientCert(goodPEM, ca.CAPEM(), "n1", &key.PublicKey, now); err != nil || c == nil {
+		t.Fatalf("CheckClientCert(good) = %v", err)
+	}
+	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for name, c := range map[string]struct {
+		pem  []byte
+		node string
+		pub  any
+		now  time.Time
+	}{
+		"other CA":    {foreignPEM, "n1", &key.PublicKey, now},
+		"other node":  {goodPEM, "n2", &key.PublicKey, now},
+		"other key":   {goodPEM, "n1", &otherKey.PublicKey, now},
+		"expired":     {goodPEM, "n1", &key.PublicKey, now.Add(2 * 365 * 24 * time.Hour)},
+		"garbage":     {[]byte("x"), "n1", &key.PublicKey, now},
+		"server cert": {pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.ServerCertificate().Raw}), "n1", &key.PublicKey, now},
+	} {
+		if _, err := CheckClientCert(c.pem, ca.CAPEM(), c.node, c.pub, c.now); !errors.Is(err, ErrNotNodeCert) {
+			t.Errorf("CheckClientCert(%s) = %v, want ErrNotNodeCert", name, err)
+		}
+	}
+}

@@ -10,11 +10,22 @@ import (
 // ServerOption adjusts ServerTLSConfig.
 type ServerOption func(*serverOptions)
 
-type serverOptions struct{ requireClientCert bool }
+type serverOptions struct{ clientAuth tls.ClientAuthType }
 
 // RequireClientCert makes the server require a client certificate issued by this CA (mTLS). Read the node id
 // from it with VerifiedNodeID.
-func RequireClientCert() ServerOption { return func(o *serverOptions) { o.requireClientCert = true } }
+func RequireClientCert() ServerOption {
+	return func(o *serverOptions) { o.clientAuth = tls.RequireAndVerifyClientCert }
+}
+
+// VerifyClientCertIfGiven makes the server ask for a client certificate and verify one given against this CA
+// (a certificate from any other CA, expired, or not for client auth fails the handshake), while still
+// accepting clients that present none. The application then decides per call which ones need it: the split
+// gateway's --gateway-mtls lets a node enroll before it has its certificate and requires it for everything
+// else (see VerifiedNodeID).
+func VerifyClientCertIfGiven() ServerOption {
+	return func(o *serverOptions) { o.clientAuth = tls.VerifyClientCertIfGiven }
+}
 
 // ServerTLSConfig returns the server's TLS configuration: TLS 1.3 only, the current server certificate
 // (renewals by RenewIfDue are picked up by new handshakes). ALPN is left to the server library (gRPC and
@@ -32,11 +43,11 @@ func (ca *CA) ServerTLSConfig(opts ...ServerOption) *tls.Config {
 			return ca.server, nil
 		},
 	}
-	if o.requireClientCert {
+	if o.clientAuth != tls.NoClientCert {
 		pool := x509.NewCertPool()
 		pool.AddCert(ca.caCert)
 		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		cfg.ClientAuth = o.clientAuth
 	}
 	return cfg
 }
