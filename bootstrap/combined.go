@@ -38,8 +38,14 @@ type CombinedOptions struct {
 	Devices []*pb.Device
 	// PollInterval between polls of one miner. Default 5s.
 	PollInterval time.Duration
-	// DriverFactory makes miner drivers. Default DriverFactory(nil).
+	// Devices are the miners the node runs from the start (they are registered as its own); more join by
+	// discovery and pairing (POST /api/v1/discovery, POST /api/v1/pairings). None is fine.
+	//
+	// DriverFactory overrides the node's drivers. Default: every protocol, with the local node's keys (Proto
+	// rigs paired with its miner-signing key, logins sealed to its credential key).
 	DriverFactory func(*pb.Device) (miners.Driver, error)
+	// WrapDriver, when set, wraps every driver the node makes (tests inject faults with it).
+	WrapDriver func(*pb.Device, miners.Driver) miners.Driver
 	// Clock is business time. Default the wall clock.
 	Clock clock.Clock
 	// Logger. Default slog.Default().
@@ -47,6 +53,13 @@ type CombinedOptions struct {
 	// Registry receives every metric of the process. Default a new registry with the Go and process
 	// collectors.
 	Registry *prometheus.Registry
+	// Metrics configures the metrics and health server (/metrics with the union of the server's and the
+	// node's series, /healthz, /readyz, /status/ha). Nil: none.
+	Metrics *MetricsConfig
+	// ForwardMetrics sends the node's process metrics to the cloud over the events stream every
+	// ForwardMetricsInterval (default 30s), shown in GET /api/v1/nodes. Default off.
+	ForwardMetrics         bool
+	ForwardMetricsInterval time.Duration
 }
 
 // DefaultListen is where the API and UI listen unless told otherwise: loopback, so a fresh install exposes
@@ -69,9 +82,6 @@ func (o CombinedOptions) withDefaults() CombinedOptions {
 	if o.Registry == nil {
 		o.Registry = NewRegistry()
 	}
-	if o.DriverFactory == nil {
-		o.DriverFactory = DriverFactory(nil)
-	}
 	return o
 }
 
@@ -89,6 +99,9 @@ func (o CombinedOptions) Validate() error {
 			errs = append(errs, fmt.Errorf("combined: listen address %q: %w", o.Listen, err))
 		}
 	}
+	if err := validateMetrics(o.Metrics); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -99,6 +112,7 @@ type Combined struct {
 	// HTTPAddr is the address the API and UI listen on (the real port when Listen asked for :0).
 	HTTPAddr string
 	app      *fx.App
+	obs      *observability
 }
 
 // URL is the operator UI's address.
@@ -113,8 +127,11 @@ func StartCombined(ctx context.Context, opts CombinedOptions) (*Combined, error)
 	c := &Combined{}
 	app := fx.New(
 		fxLogger(opts.Logger),
+		observe(opts.Metrics),
 		fx.Supply(opts, opts.env()),
-		fx.Provide(newActorRuntime, newServer, newGatewayListener, newNode, newHTTP),
+		fx.Provide(newActorRuntime, newLocalIdentity, newServer, newGatewayListener, newNode, newHTTP),
+		fx.Invoke(serverChecks, nodeChecks),
+		fx.Populate(&c.obs),
 		fx.Invoke(func(s *server.Server, n *node.Node, h *httpServer) {
 			c.Server, c.Node = s, n
 			c.HTTPAddr = h.addr
@@ -143,12 +160,13 @@ func (o CombinedOptions) env() processEnv {
 	return processEnv{Clock: o.Clock, Logger: o.Logger, Registry: o.Registry}
 }
 
-func newServer(lc fx.Lifecycle, o CombinedOptions, rt *actorRuntime) (*server.Server, error) {
+func newServer(lc fx.Lifecycle, o CombinedOptions, rt *actorRuntime, id *localIdentity) (*server.Server, error) {
 	cfg := serverConfig(o.env(), rt, "cloud")
 	cfg.DataDir = subdir(o.DataDir, "cloud")
 	cfg.KeysDir = subdir(o.DataDir, "cloud-keys")
 	cfg.AdminToken = o.AdminToken
 	cfg.Combined = true
+	cfg.NodeKeys = id.nodeKeys("default") // credentials given at pairing are sealed to the local node's key
 	return startServer(lc, cfg)
 }
 
@@ -172,20 +190,39 @@ func (gl *gatewayListener) dial(ctx context.Context) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 }
 
-func newNode(lc fx.Lifecycle, o CombinedOptions, rt *actorRuntime, gl *gatewayListener, srv *server.Server) (*node.Node, error) {
+func newNode(lc fx.Lifecycle, o CombinedOptions, rt *actorRuntime, gl *gatewayListener, srv *server.Server, id *localIdentity) (*node.Node, error) {
 	cfg := nodeConfig(o.env(), rt, o.PollInterval, "node")
 	cfg.NodeID = LocalNodeID
 	cfg.OrgID = "default"
 	cfg.DataDir = subdir(o.DataDir, "node")
-	cfg.Devices = o.Devices
-	// The local node owns exactly the configured devices; the server registers them from its reports.
-	cfg.AcceptCloudOwnership = false
+	// The local node runs the cloud's ownership map, as a split node does: the configured devices (registered
+	// as its own before it starts) and every device the operator pairs after discovery.
+	cfg.Devices = localDevices(o.Devices)
+	registerConfigured(lc, srv, cfg.Devices)
+	cfg.AcceptCloudOwnership = true
 	cfg.Dial = gl.dial
+	drivers, key, err := nodeDrivers(id.id, LocalNodeID, o.env())
+	if err != nil {
+		return nil, err
+	}
+	cfg.Pairer, cfg.CredentialKey = drivers, key
 	// The same gate as split mode: every command is verified with the org's ed25519 command keys (the
 	// keyring persisted in the node store, started from the server's public keys at first run).
 	cfg.CommandKeys = srv.Keys().Keys()
-	cfg.DriverFactory = o.DriverFactory
-	return startNode(lc, cfg)
+	cfg.DriverFactory = drivers.New
+	if o.DriverFactory != nil {
+		cfg.DriverFactory = o.DriverFactory
+	}
+	cfg.DriverFactory = wrapFactory(cfg.DriverFactory, o.WrapDriver)
+	if o.ForwardMetrics {
+		cfg.ForwardMetrics, cfg.ForwardMetricsInterval = o.Registry, o.ForwardMetricsInterval
+	}
+	n, err := startNode(lc, cfg)
+	if err != nil {
+		return nil, err
+	}
+	drivers.Owns = n.Owns // logins are opened only for devices in the node's ownership map
+	return n, nil
 }
 
 func newHTTP(lc fx.Lifecycle, o CombinedOptions, srv *server.Server) (*httpServer, error) {
@@ -200,12 +237,19 @@ type CombinedRunOptions struct {
 	DevicesFile  string
 	PollInterval time.Duration
 	Logger       *slog.Logger
+	// Metrics configures the metrics and health server; nil: none (--metrics-listen off).
+	Metrics *MetricsConfig
+	// ForwardMetrics: --forward-metrics.
+	ForwardMetrics bool
 }
 
 // RunCombined runs combined mode against the miners in DevicesFile until ctx is done.
 func RunCombined(ctx context.Context, o CombinedRunOptions, out io.Writer) error {
 	if o.DataDir == "" {
 		return errors.New("--data-dir is required: combined mode keeps its state there")
+	}
+	if err := validateMetrics(o.Metrics); err != nil {
+		return err
 	}
 	var devs []*pb.Device
 	if o.DevicesFile != "" {
@@ -219,11 +263,15 @@ func RunCombined(ctx context.Context, o CombinedRunOptions, out io.Writer) error
 		return err
 	}
 	c, err := StartCombined(ctx, CombinedOptions{DataDir: o.DataDir, Listen: o.Listen, AdminToken: token,
-		Devices: devs, PollInterval: o.PollInterval, Logger: o.Logger})
+		Devices: devs, PollInterval: o.PollInterval, Logger: o.Logger, Metrics: o.Metrics, ForwardMetrics: o.ForwardMetrics})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "hashfleet combined: %d miners, UI %s\n", len(devs), c.URL())
+	fmt.Fprintf(out, "hashfleet combined: %d configured miners, UI %s\n", len(devs), c.URL())
+	if len(devs) == 0 {
+		fmt.Fprintf(out, "  find miners   POST %sapi/v1/discovery {\"targets\":[\"10.0.0.0/24\"]}, then pair them: POST %sapi/v1/pairings\n", c.URL(), c.URL())
+	}
+	fmt.Fprintf(out, "  metrics       %s\n", c.obs.describe())
 	if generated {
 		fmt.Fprintf(out, "  admin token   %s   (generated; set %s or --admin-token to keep one)\n", token, AdminTokenEnv)
 	}

@@ -24,8 +24,16 @@ type DemoOptions struct {
 	// PollInterval between polls of one miner. Default 5s.
 	PollInterval time.Duration
 	// Seed varies the simulated miners.
-	Seed   int64
+	Seed int64
+	// Mix makes a mixed site, "antminer=70,proto=30" (percentages of Miners; kinds antminer, proto and
+	// cgminer). Empty: every miner speaks the CGMiner API only, on 127.1.0.x:4028, as before. Antminers use
+	// the stock root/root web login; Proto rigs are paired with the node's key on first contact.
+	Mix    string
 	Logger *slog.Logger
+	// Metrics configures the metrics and health server; nil: none (--metrics-listen off).
+	Metrics *MetricsConfig
+	// ForwardMetrics: --forward-metrics.
+	ForwardMetrics bool
 }
 
 // RunDemo runs combined mode against a simulated site until ctx is done.
@@ -39,6 +47,9 @@ func RunDemo(ctx context.Context, o DemoOptions, out io.Writer) error {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if err := validateMetrics(o.Metrics); err != nil {
+		return err
+	}
 	token, generated, err := ResolveAdminToken(o.AdminToken)
 	if err != nil {
 		return err
@@ -49,7 +60,12 @@ func RunDemo(ctx context.Context, o DemoOptions, out io.Writer) error {
 	}
 	defer cleanup()
 
-	fleet, err := startDemoFleet(o)
+	var fleet demoSite
+	if o.Mix != "" {
+		fleet, err = startMixedFleet(o)
+	} else {
+		fleet, err = startDemoFleet(o)
+	}
 	if err != nil {
 		return err
 	}
@@ -57,15 +73,16 @@ func RunDemo(ctx context.Context, o DemoOptions, out io.Writer) error {
 
 	c, err := StartCombined(ctx, CombinedOptions{
 		DataDir: dataDir, Listen: o.Listen, AdminToken: token, Devices: fleet.Devices(),
-		PollInterval: o.PollInterval, Logger: o.Logger,
+		PollInterval: o.PollInterval, Logger: o.Logger, Metrics: o.Metrics, ForwardMetrics: o.ForwardMetrics,
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "hashfleet demo: %d simulated miners (%s … %s)\n", len(fleet.Devices()),
-		fleet.Devices()[0].GetAddress(), fleet.Devices()[len(fleet.Devices())-1].GetAddress())
+	fmt.Fprintf(out, "hashfleet demo: %d simulated miners (%s … %s)%s\n", len(fleet.Devices()),
+		fleet.Devices()[0].GetAddress(), fleet.Devices()[len(fleet.Devices())-1].GetAddress(), mixNote(fleet))
 	fmt.Fprintf(out, "  operator UI   %s\n", c.URL())
 	fmt.Fprintf(out, "  API           %sapi/v1/miners  (OpenAPI: %sapi/v1/openapi.json)\n", c.URL(), c.URL())
+	fmt.Fprintf(out, "  metrics       %s\n", c.obs.describe())
 	if generated {
 		fmt.Fprintf(out, "  admin token   %s   (generated; set %s or --admin-token to keep one)\n", token, AdminTokenEnv)
 	} else {

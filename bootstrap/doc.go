@@ -9,7 +9,10 @@
 //	server    = split mode's cloud: API/UI + gateway on TCP with TLS from the server's own CA (split_server.go)
 //	node      = enroll (keys, code, fingerprint confirmed by the operator, api_key, pinned CA), run (TLS to
 //	            the pinned CA, session from api_key + identity signature), status (split_node.go,
-//	            node_status.go)
+//	            node_status.go), backup/restore (backup.go); a running node serves read-only store
+//	            views on a loopback admin endpoint (node_admin.go)
+//	store     = inspect: read-only views of a Badger store, or of a running node's via its admin
+//	            endpoint (inspect.go)
 //	             ┌──────────── process ─────────────┐
 //	 browser ──▶ │ HTTP API/UI ─▶ server actors      │
 //	             │                 ▲ gRPC (bufconn)  │

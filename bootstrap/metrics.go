@@ -4,8 +4,9 @@ package bootstrap
 //
 //	GET /metrics     Prometheus exposition of the process registry (golden signals + hashfleet_* series)
 //	GET /healthz     liveness: the process answers HTTP. Always 200 while it runs; says nothing else.
-//	GET /readyz      readiness: every check components registered (store open, actors running, cloud link
-//	                 up, ...) run with a timeout; 200 when all pass, 503 otherwise; JSON lists each check.
+//	GET /readyz      readiness: every check components registered (store open, actors running, gateway
+//	                 accepting streams, ...) run with a timeout; 200 when all pass, 503 otherwise; JSON lists
+//	                 each check. Informational checks (a node's cloud_link) are listed but never fail it.
 //	GET /status/ha   warm-standby pairs: which node is active ({"pair": null} outside a pair);
 //	                 ?active=1 answers 503 unless this node holds the lease (for keepalived/HAProxy checks).
 //
@@ -58,8 +59,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// DefaultMetricsListen is where /metrics listens unless told otherwise: loopback only, port 9464. Two
-// hashfleet processes on one host (a server and a node) need distinct --metrics-listen ports.
+// DefaultMetricsListen is where /metrics listens unless told otherwise: loopback only, port 9464 (server,
+// combined, demo; `node run` defaults to DefaultNodeMetricsListen, 9465). Other hashfleet processes on one
+// host need distinct --metrics-listen ports.
 const DefaultMetricsListen = "127.0.0.1:9464"
 
 // Metrics server defaults.
@@ -129,7 +131,7 @@ const (
 // RegisterFlags defines the --metrics-* flags on fs, with c's current values as defaults.
 func (c *MetricsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, FlagMetricsListen, c.Listen,
-		"`host:port` of /metrics, /healthz, /readyz and /status/ha; a non-loopback address needs basic auth or client-certificate auth")
+		"`host:port` of /metrics, /healthz, /readyz and /status/ha; a non-loopback address needs basic auth or client-certificate auth; \"off\" serves none")
 	fs.StringVar(&c.BasicAuthUser, FlagMetricsBasicAuthUser, c.BasicAuthUser, "basic auth `user` for the metrics endpoints")
 	fs.StringVar(&c.BasicAuthPasswordFile, FlagMetricsPasswordFile, c.BasicAuthPasswordFile,
 		"`file` (mode 0600) holding the basic auth password's PBKDF2 hash ($pbkdf2-sha256$...)")
@@ -398,6 +400,9 @@ type CheckFunc func(ctx context.Context) error
 type Check struct {
 	Name string
 	Fn   CheckFunc
+	// Informational checks are run and reported on /readyz but do not make the process not ready (a node's
+	// cloud link: a node without its cloud still runs its site).
+	Informational bool
 }
 
 // Health is what /readyz asks: the readiness checks in force now. HealthChecks is the implementation
@@ -414,8 +419,9 @@ type HealthChecks struct {
 }
 
 type registeredCheck struct {
-	id uint64
-	fn CheckFunc
+	id            uint64
+	fn            CheckFunc
+	informational bool
 }
 
 // NewHealthChecks returns an empty registry.
@@ -424,11 +430,21 @@ func NewHealthChecks() *HealthChecks { return &HealthChecks{checks: map[string]r
 // Register adds (or replaces) the check called name; the returned func removes it, unless a later Register
 // replaced it since.
 func (h *HealthChecks) Register(name string, fn CheckFunc) (unregister func()) {
+	return h.register(name, fn, false)
+}
+
+// RegisterInformational adds (or replaces) a check that /readyz runs and reports (with "informational":
+// true) but that does not fail readiness.
+func (h *HealthChecks) RegisterInformational(name string, fn CheckFunc) (unregister func()) {
+	return h.register(name, fn, true)
+}
+
+func (h *HealthChecks) register(name string, fn CheckFunc, informational bool) (unregister func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.seq++
 	id := h.seq
-	h.checks[name] = registeredCheck{id: id, fn: fn}
+	h.checks[name] = registeredCheck{id: id, fn: fn, informational: informational}
 	return func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -444,7 +460,7 @@ func (h *HealthChecks) ReadyChecks() []Check {
 	defer h.mu.Unlock()
 	out := make([]Check, 0, len(h.checks))
 	for name, c := range h.checks {
-		out = append(out, Check{Name: name, Fn: c.fn})
+		out = append(out, Check{Name: name, Fn: c.fn, Informational: c.informational})
 	}
 	slices.SortFunc(out, func(a, b Check) int { return strings.Compare(a.Name, b.Name) })
 	return out
@@ -452,7 +468,7 @@ func (h *HealthChecks) ReadyChecks() []Check {
 
 // ReadinessReport is /readyz's body.
 type ReadinessReport struct {
-	// Status is "ready" or "not_ready".
+	// Status is "ready" or "not_ready" (a check that is not informational failed).
 	Status string        `json:"status"`
 	Checks []CheckResult `json:"checks"`
 }
@@ -463,6 +479,8 @@ type CheckResult struct {
 	OK         bool    `json:"ok"`
 	Error      string  `json:"error,omitempty"`
 	DurationMS float64 `json:"duration_ms"`
+	// Informational: reported, but its failure does not make the process not ready.
+	Informational bool `json:"informational,omitempty"`
 }
 
 // runChecks runs every check concurrently, each bounded by timeout.
@@ -481,7 +499,7 @@ func runChecks(ctx context.Context, h Health, timeout time.Duration) ReadinessRe
 	}
 	wg.Wait()
 	for _, r := range rep.Checks {
-		if !r.OK {
+		if !r.OK && !r.Informational {
 			rep.Status = "not_ready"
 		}
 	}
@@ -489,7 +507,7 @@ func runChecks(ctx context.Context, h Health, timeout time.Duration) ReadinessRe
 }
 
 func runCheck(ctx context.Context, c Check, timeout time.Duration) (res CheckResult) {
-	res.Name = c.Name
+	res.Name, res.Informational = c.Name, c.Informational
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -12,11 +12,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashfleet/hashfleet/actors/badgerkv/inspect"
 	"github.com/hashfleet/hashfleet/actors/secretfile"
 	"github.com/hashfleet/hashfleet/messages/pb"
 	"github.com/hashfleet/hashfleet/messages/signing"
 	"github.com/hashfleet/hashfleet/node"
 	"github.com/hashfleet/hashfleet/node/identity"
+	"github.com/hashfleet/hashfleet/node/spool"
 	"github.com/hashfleet/hashfleet/node/store"
 	"go.uber.org/fx"
 )
@@ -39,6 +41,126 @@ type NodeStatusReport struct {
 	Owned     int           `json:"owned_devices"`
 	Keys      []keyStatus   `json:"command_keys"`
 	Audit     []auditStatus `json:"recent_audit"`
+	// Spool is the offline spool: what waits for the cloud's ack, and how far a replay has got. Nil when the
+	// node has none (never ran) or it cannot be read.
+	Spool *spoolStatus `json:"spool,omitempty"`
+	// Admin is the running node's loopback admin endpoint (node_admin.go) and its bearer token; this file is
+	// 0600, so only the node's user can use it.
+	Admin *adminStatus `json:"admin,omitempty"`
+}
+
+// spoolStatus is the spool in status.json and `node status`.
+type spoolStatus struct {
+	Dir string `json:"dir"`
+	// Batches and Items are the totals of both kinds; the per-kind figures below are known while the node
+	// runs (read from a stopped node's files, only the totals are).
+	Batches           int       `json:"batches"`
+	Items             int       `json:"items"`
+	TelemetryBatches  int       `json:"telemetry_batches"`
+	Samples           int       `json:"samples"`
+	AggregatedBatches int       `json:"aggregated_batches"`
+	EventBatches      int       `json:"event_batches"`
+	Events            int       `json:"events"`
+	ProtectedEvents   int       `json:"protected_events"`
+	Bytes             int64     `json:"bytes"`
+	MaxBytes          int64     `json:"max_bytes,omitempty"`
+	Oldest            time.Time `json:"oldest,omitzero"`
+	OldestAgeSeconds  float64   `json:"oldest_age_seconds,omitempty"`
+	// Replay is the current backlog's progress; nil when nothing waits (or read from a stopped node's files).
+	Replay *replayStatus `json:"replay,omitempty"`
+	// Note says why something is missing (a spool read from the files of a node that was killed).
+	Note string `json:"note,omitempty"`
+}
+
+type replayStatus struct {
+	Acked            int64     `json:"acked"`
+	Total            int64     `json:"total"`
+	Percent          float64   `json:"percent"`
+	ItemsPerSecond   float64   `json:"items_per_second"`
+	RemainingSeconds float64   `json:"remaining_seconds,omitempty"`
+	Since            time.Time `json:"since"`
+	Text             string    `json:"text"`
+}
+
+// spoolJSON renders a running node's spool.
+func spoolJSON(sp node.SpoolStatus, now time.Time) *spoolStatus {
+	st := sp.Stats
+	out := &spoolStatus{Dir: sp.Dir, Batches: st.Telemetry.Batches + st.Events.Batches, Items: st.Telemetry.Items + st.Events.Items,
+		TelemetryBatches: st.Telemetry.Batches, Samples: st.Telemetry.Items,
+		AggregatedBatches: st.Telemetry.Aggregated, EventBatches: st.Events.Batches, Events: st.Events.Items,
+		ProtectedEvents: st.Events.Protected, Bytes: st.Bytes, MaxBytes: st.MaxBytes}
+	if !st.Oldest.IsZero() {
+		out.Oldest = st.Oldest.UTC()
+		out.OldestAgeSeconds = max(0, now.Sub(st.Oldest).Seconds())
+	}
+	if p := sp.Progress; !p.Done() {
+		out.Replay = &replayStatus{Acked: p.Acked, Total: p.Total, Percent: 100 * p.Fraction(), ItemsPerSecond: p.Rate,
+			RemainingSeconds: p.Remaining().Seconds(), Since: p.Since.UTC(), Text: p.String()}
+	}
+	return out
+}
+
+// spoolFromFiles reads a stopped node's spool with the inspector (read-only); nil when there is none.
+func spoolFromFiles(dir string) *spoolStatus {
+	if _, err := os.Stat(filepath.Join(dir, "MANIFEST")); err != nil {
+		return nil
+	}
+	cfg := inspect.DefaultConfig(dir, spool.Schema())
+	cfg.Kind = spool.Schema().Kind
+	in, err := inspect.Open(cfg)
+	if err != nil {
+		note := err.Error()
+		if errors.Is(err, inspect.ErrUnclean) {
+			note = "not closed cleanly (the node was killed): the next start recovers it; `hashfleet store inspect --recover-copy --dir " + dir + "` shows it now"
+		}
+		return &spoolStatus{Dir: dir, Note: note}
+	}
+	defer in.Close()
+	s, err := in.Summary()
+	if err != nil {
+		return &spoolStatus{Dir: dir, Note: err.Error()}
+	}
+	out := &spoolStatus{Dir: dir, Note: "read from the spool's files (the node is stopped)"}
+	if s.SpoolDepth != nil {
+		out.Batches = int(*s.SpoolDepth)
+	}
+	if s.SpoolItems != nil {
+		out.Items = int(*s.SpoolItems)
+	}
+	if s.OldestEntryAge != nil {
+		out.OldestAgeSeconds = *s.OldestEntryAge
+		out.Oldest = time.Now().Add(-time.Duration(*s.OldestEntryAge * float64(time.Second))).UTC().Truncate(time.Second)
+	}
+	for _, p := range s.Prefixes {
+		out.Bytes += p.KeyBytes + p.ValueBytes
+	}
+	return out
+}
+
+func (s *spoolStatus) lines() []string {
+	if s == nil {
+		return nil
+	}
+	if s.Note != "" && s.Batches == 0 && s.Bytes == 0 {
+		return []string{"spool                      " + s.Note}
+	}
+	var out []string
+	held := fmt.Sprintf("%d telemetry batches (%d samples, %d of minute aggregates), %d event batches (%d events, %d command audit/local), %s",
+		s.TelemetryBatches, s.Samples, s.AggregatedBatches, s.EventBatches, s.Events, s.ProtectedEvents, inspect.HumanBytes(s.Bytes))
+	if s.Note != "" {
+		held = fmt.Sprintf("%d batches, %d samples and events, %s (%s)", s.Batches, s.Items, inspect.HumanBytes(s.Bytes), s.Note)
+	}
+	if s.MaxBytes > 0 {
+		held += " of " + inspect.HumanBytes(s.MaxBytes)
+	}
+	if !s.Oldest.IsZero() {
+		held += fmt.Sprintf(", oldest %s old", (time.Duration(s.OldestAgeSeconds) * time.Second).String())
+	}
+	out = append(out, "spool                      "+held)
+	if s.Replay != nil {
+		out = append(out, "spool replay               "+s.Replay.Text)
+	}
+	return out
 }
 
 type keyStatus struct {
@@ -92,7 +214,7 @@ func auditStatuses(recs []*pb.AuditRecord) []auditStatus {
 
 // writeStatusWhileRunning writes status.json every interval while the node runs (a goroutine owned by the
 // lifecycle, stopped before the node).
-func writeStatusWhileRunning(lc fx.Lifecycle, n *node.Node, e identity.Enrollment, path string, every time.Duration, log *slog.Logger) {
+func writeStatusWhileRunning(lc fx.Lifecycle, n *node.Node, e identity.Enrollment, path string, every time.Duration, log *slog.Logger, admin *nodeAdmin) {
 	stop, done := make(chan struct{}), make(chan struct{})
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
@@ -111,7 +233,7 @@ func writeStatusWhileRunning(lc fx.Lifecycle, n *node.Node, e identity.Enrollmen
 							tail = tail[len(tail)-statusAuditTail:]
 						}
 					}
-					if err := writeStatus(n, e, path, tail); err != nil {
+					if err := writeStatus(n, e, path, tail, admin); err != nil {
 						log.Warn("cannot write the node status file", slog.String("path", path), slog.Any("err", err))
 					}
 					select {
@@ -131,11 +253,15 @@ func writeStatusWhileRunning(lc fx.Lifecycle, n *node.Node, e identity.Enrollmen
 	})
 }
 
-func writeStatus(n *node.Node, e identity.Enrollment, path string, tail []*pb.AuditRecord) error {
+func writeStatus(n *node.Node, e identity.Enrollment, path string, tail []*pb.AuditRecord, admin *nodeAdmin) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	r := NodeStatusReport{WrittenAt: time.Now().UTC(), Running: true, PID: os.Getpid(), NodeID: e.NodeID, OrgID: e.OrgID,
-		Server: e.ServerURL, Audit: auditStatuses(tail)}
+	now := time.Now()
+	r := NodeStatusReport{WrittenAt: now.UTC(), Running: true, PID: os.Getpid(), NodeID: e.NodeID, OrgID: e.OrgID,
+		Server: e.ServerURL, Audit: auditStatuses(tail), Admin: admin.status()}
+	if sp, ok := n.Spool(); ok {
+		r.Spool = spoolJSON(sp, now)
+	}
 	if ls, err := n.LinkStatus(ctx); err == nil {
 		r.LinkUp, r.LinkSince, r.LinkError = ls.Up, ls.Since.UTC(), ls.LastError
 	}
@@ -186,6 +312,7 @@ func NodeStatus(dataDir string, out io.Writer, asJSON bool) error {
 			r.Audit = auditStatuses(recs)
 		}
 		_ = st.Close()
+		r.Spool = spoolFromFiles(filepath.Join(dataDir, nodeStoreDir, spool.DirName))
 	default:
 		b, err := os.ReadFile(filepath.Join(dataDir, nodeStatusFile))
 		if err != nil {
@@ -197,6 +324,9 @@ func NodeStatus(dataDir string, out io.Writer, asJSON bool) error {
 		if !r.Running {
 			return fmt.Errorf("the node store cannot be read: %w", oerr)
 		}
+	}
+	if r.Admin != nil {
+		r.Admin.Token = "" // the status file has it; it is not printed
 	}
 	if asJSON {
 		b, _ := json.MarshalIndent(struct {
@@ -225,11 +355,17 @@ func NodeStatus(dataDir string, out io.Writer, asJSON bool) error {
 		}
 		fmt.Fprintf(out, "state                      running (pid %d; status as of %s)\n", r.PID, r.WrittenAt.Format(time.RFC3339))
 		fmt.Fprintf(out, "cloud link                 %s since %s %s\n", link, r.LinkSince.Format(time.RFC3339), r.LinkError)
+		if r.Admin != nil {
+			fmt.Fprintf(out, "admin endpoint             %s (loopback; bearer token in %s)\n", r.Admin.URL, filepath.Join(dataDir, nodeStatusFile))
+		}
 	} else {
 		fmt.Fprintln(out, "state                      stopped (read from the store)")
 	}
 	fmt.Fprintf(out, "seq high-water mark        %d\n", r.SeqMark)
 	fmt.Fprintf(out, "owned devices              %d\n", r.Owned)
+	for _, l := range r.Spool.lines() {
+		fmt.Fprintln(out, l)
+	}
 	for _, k := range r.Keys {
 		retire := ""
 		if !k.RetireAfter.IsZero() {

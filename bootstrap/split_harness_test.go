@@ -35,12 +35,15 @@ type splitSite struct {
 	nodeDir string
 	nodeID  string
 	base    string
+	metrics bool // splitOpts.metrics
 }
 
 type splitOpts struct {
 	miners     int
 	clock      clock.Clock // the server's business clock (default real)
 	sessionTTL time.Duration
+	mtls       bool // the server requires mTLS (--gateway-mtls)
+	metrics    bool // both serve /metrics on loopback (a free port); the node forwards its process metrics
 }
 
 // safeBuffer is an io.Writer tests read while a goroutine writes it.
@@ -75,7 +78,12 @@ func startSplit(t *testing.T, o splitOpts) *splitSite {
 	t.Cleanup(func() { _ = fleet.Close() })
 	s := &splitSite{t: t, fleet: fleet, nodeDir: t.TempDir()}
 	s.srvOpts = ServerOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0", GatewayListen: "127.0.0.1:0", AdminToken: testToken,
-		DebugInject: true, SessionTTL: o.sessionTTL, DrainReconnectAfter: 100 * time.Millisecond, Clock: o.clock, Logger: quietLogger()}
+		DebugInject: true, SessionTTL: o.sessionTTL, DrainReconnectAfter: 100 * time.Millisecond, Clock: o.clock, Logger: quietLogger(),
+		GatewayMTLS: o.mtls}
+	if s.metrics = o.metrics; o.metrics {
+		m := loopbackConfig()
+		s.srvOpts.Metrics = &m
+	}
 	s.startServer()
 	s.enroll()
 	s.startNode()
@@ -166,9 +174,14 @@ func (s *splitSite) enroll() {
 
 func (s *splitSite) startNode() {
 	s.t.Helper()
-	p, err := StartNode(context.Background(), NodeRunOptions{DataDir: s.nodeDir, Devices: s.fleet.Devices(), PollInterval: 300 * time.Millisecond,
+	o := NodeRunOptions{DataDir: s.nodeDir, Devices: s.fleet.Devices(), PollInterval: 300 * time.Millisecond,
 		StatusInterval: 100 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond,
-		Backoff: uplink.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Jitter: 0.2, StableAfter: time.Minute}, Logger: quietLogger()})
+		Backoff: uplink.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Jitter: 0.2, StableAfter: time.Minute}, Logger: quietLogger()}
+	if s.metrics {
+		m := loopbackConfig()
+		o.Metrics, o.ForwardMetrics, o.ForwardMetricsInterval = &m, true, 200*time.Millisecond
+	}
+	p, err := StartNode(context.Background(), o)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -390,6 +403,7 @@ func loadIdentity(dir string) (*identity.Identity, error) { return identity.Load
 
 // secondNode is another node enrolled with the same server (keys made in its own directory).
 type secondNode struct {
+	dir    string // its data directory
 	nodeID string
 	apiKey string
 	id     *identity.Identity
@@ -435,7 +449,7 @@ func (s *splitSite) enrollSecondNode() *secondNode {
 	if err := <-done; err != nil {
 		s.t.Fatal(err)
 	}
-	return &secondNode{nodeID: e.NodeID, apiKey: e.APIKey, id: id}
+	return &secondNode{dir: dir, nodeID: e.NodeID, apiKey: e.APIKey, id: id}
 }
 
 func (n *secondNode) session(conn *grpc.ClientConn) (string, error) {

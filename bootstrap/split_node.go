@@ -37,7 +37,9 @@ import (
 //	<DataDir>/            0700
 //	  identity/           0700  identity.key, miner-signing.key, credential.key, enrollment.json (all 0600)
 //	  store/                    Badger: seq high-water mark, audit log, results, ownership map, keyring
-//	  status.json         0600  what `hashfleet node status` shows while the node runs (Badger is locked)
+//	    spool/                  Badger of its own: telemetry and event batches until the cloud acks them
+//	  status.json         0600  what `hashfleet node status` shows while the node runs (Badger is locked),
+//	                            and the loopback admin endpoint's address and token
 
 // Node data directory entries.
 const (
@@ -135,6 +137,10 @@ func Enroll(ctx context.Context, o EnrollOptions, out io.Writer) (identity.Enrol
 	defer conn.Close()
 	gw := pb.NewGatewayClient(conn)
 	req := id.EnrollRequest(o.Code, o.Name, o.Site)
+	tlsKey, err := enrollTLSKey(idDir, req, scheme == schemeTLS)
+	if err != nil {
+		return identity.Enrollment{}, err
+	}
 	var resp *pb.EnrollResponse
 	announced := false
 	for {
@@ -181,6 +187,7 @@ func Enroll(ctx context.Context, o EnrollOptions, out io.Writer) (identity.Enrol
 	if err != nil {
 		return identity.Enrollment{}, err
 	}
+	certSaved, certErr := saveClientCert(idDir, resp, caPEM, tlsKey, time.Now())
 	e := identity.Enrollment{NodeID: resp.GetNodeId(), OrgID: resp.GetOrgId(), ServerURL: scheme + "://" + o.Server,
 		CAPEM: string(caPEM), APIKey: resp.GetApiKey(), EnrolledAt: time.Now().UTC()}
 	if err := identity.SaveEnrollment(idDir, e); err != nil {
@@ -188,6 +195,7 @@ func Enroll(ctx context.Context, o EnrollOptions, out io.Writer) (identity.Enrol
 	}
 	fmt.Fprintf(out, "confirmed: node %s of org %s, %d command key(s) trusted; api key saved in %s\n",
 		e.NodeID, e.OrgID, len(resp.GetCommandKeys()), filepath.Join(idDir, identity.EnrollmentFile))
+	reportClientCert(out, idDir, certSaved, certErr)
 	fmt.Fprintf(out, "run it: hashfleet node run --data-dir %s --devices FILE\n", o.DataDir)
 	return e, nil
 }
@@ -295,6 +303,12 @@ type NodeRunOptions struct {
 	PollInterval time.Duration
 	// StatusInterval is how often status.json is written. Default 2s.
 	StatusInterval time.Duration
+	// ReplayRate bounds the samples or events sent per second per stream (a reconnect's spool replay shares
+	// it with live batches). 0: the default 20,000/s.
+	ReplayRate int
+	// AdminListen is the loopback address of the node's read-only admin endpoint (node_admin.go), named in
+	// status.json. Default 127.0.0.1:0 (a free port); NodeAdminOff turns it off.
+	AdminListen string
 	// HeartbeatInterval overrides the uplink's (tests). Default 5s.
 	HeartbeatInterval time.Duration
 	// Backoff overrides the reconnect policy (tests). Zero: the default 1s → 30s.
@@ -303,13 +317,22 @@ type NodeRunOptions struct {
 	Logger  *slog.Logger
 	// Registry receives the node's metrics. Default a new registry.
 	Registry *prometheus.Registry
+	// Metrics configures the metrics and health server (observability.go); nil: none.
+	Metrics *MetricsConfig
+	// ForwardMetrics sends the node's process metrics to the cloud over the events stream every
+	// ForwardMetricsInterval (default 30s), shown in GET /api/v1/nodes. Default off.
+	ForwardMetrics         bool
+	ForwardMetricsInterval time.Duration
 }
 
 // NodeProcess is a running split-mode node.
 type NodeProcess struct {
 	Node       *node.Node
 	Enrollment identity.Enrollment
-	app        *fx.App
+	// AdminURL is the admin endpoint's base URL ("" when off).
+	AdminURL string
+	app      *fx.App
+	obs      *observability
 }
 
 // Stop stops the node (uplink first, then miners, gate, store).
@@ -324,6 +347,9 @@ func (o NodeRunOptions) env() processEnv {
 func StartNode(ctx context.Context, o NodeRunOptions) (*NodeProcess, error) {
 	if o.DataDir == "" {
 		return nil, errors.New("--data-dir is required")
+	}
+	if err := validateMetrics(o.Metrics); err != nil {
+		return nil, err
 	}
 	if o.Clock == nil {
 		o.Clock = clock.Real()
@@ -349,14 +375,21 @@ func StartNode(ctx context.Context, o NodeRunOptions) (*NodeProcess, error) {
 	if e.APIKey == "" {
 		return nil, fmt.Errorf("node %s is not confirmed yet: no api key in %s; finish `hashfleet node enroll`", e.NodeID, idDir)
 	}
-	dial, err := gatewayDialer(e, o.InsecureLoopback)
+	certOpts, err := nodeClientCert(idDir, o.Clock.Now(), o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	dial, err := gatewayDialer(e, o.InsecureLoopback, certOpts...)
 	if err != nil {
 		return nil, err
 	}
 	p := &NodeProcess{Enrollment: e}
 	app := fx.New(
 		fxLogger(o.Logger),
+		observe(o.Metrics),
 		fx.Supply(o, o.env()),
+		fx.Invoke(nodeChecks),
+		fx.Populate(&p.obs),
 		fx.Provide(newActorRuntime, func(lc fx.Lifecycle, rt *actorRuntime) (*node.Node, error) {
 			cfg := nodeConfig(o.env(), rt, o.PollInterval, "")
 			cfg.NodeID, cfg.OrgID = e.NodeID, e.OrgID
@@ -365,17 +398,40 @@ func StartNode(ctx context.Context, o NodeRunOptions) (*NodeProcess, error) {
 			cfg.AcceptCloudOwnership = true
 			cfg.Dial = dial
 			cfg.Authorize = uplink.ProofOfPossession(e.NodeID, e.APIKey, id.SignChallenge)
+			drivers, key, err := nodeDrivers(id, e.NodeID, o.env()) // Proto JWTs, sealed logins, pairing
+			if err != nil {
+				return nil, err
+			}
+			cfg.DriverFactory, cfg.Pairer, cfg.CredentialKey = drivers.New, drivers, key
 			if o.HeartbeatInterval > 0 {
 				cfg.HeartbeatInterval = o.HeartbeatInterval
 			}
 			if o.Backoff != (uplink.Backoff{}) {
 				cfg.Backoff = o.Backoff
 			}
-			return startNode(lc, cfg)
+			if o.ReplayRate > 0 {
+				cfg.ReplayRate = o.ReplayRate
+			}
+			if o.ForwardMetrics {
+				cfg.ForwardMetrics, cfg.ForwardMetricsInterval = o.Registry, o.ForwardMetricsInterval
+			}
+			n, err := startNode(lc, cfg)
+			if err == nil {
+				drivers.Owns = n.Owns
+			}
+			return n, err
 		}),
-		fx.Invoke(func(lc fx.Lifecycle, n *node.Node) {
+		fx.Invoke(func(lc fx.Lifecycle, n *node.Node) error {
 			p.Node = n
-			writeStatusWhileRunning(lc, n, e, filepath.Join(o.DataDir, nodeStatusFile), o.StatusInterval, o.Logger)
+			admin, err := serveNodeAdmin(lc, o.Logger, o.AdminListen, n) // after the node: stops before its stores close
+			if err != nil {
+				return err
+			}
+			if admin != nil {
+				p.AdminURL = admin.url
+			}
+			writeStatusWhileRunning(lc, n, e, filepath.Join(o.DataDir, nodeStatusFile), o.StatusInterval, o.Logger, admin)
+			return nil
 		}),
 	)
 	if err := app.Start(ctx); err != nil {
@@ -387,7 +443,7 @@ func StartNode(ctx context.Context, o NodeRunOptions) (*NodeProcess, error) {
 
 // gatewayDialer dials the gateway of an enrollment: TLS 1.3 with only the pinned CA trusted, or plaintext on
 // loopback when explicitly allowed.
-func gatewayDialer(e identity.Enrollment, allowInsecure bool) (func(context.Context) (*grpc.ClientConn, error), error) {
+func gatewayDialer(e identity.Enrollment, allowInsecure bool, tlsOpts ...tlsca.ClientOption) (func(context.Context) (*grpc.ClientConn, error), error) {
 	u, err := url.Parse(e.ServerURL)
 	if err != nil {
 		return nil, fmt.Errorf("enrollment server_url %q: %w", e.ServerURL, err)
@@ -395,7 +451,7 @@ func gatewayDialer(e identity.Enrollment, allowInsecure bool) (func(context.Cont
 	var creds credentials.TransportCredentials
 	switch {
 	case u.Scheme == schemeTLS && e.CAPEM != "":
-		tc, err := tlsca.ClientTLSConfig([]byte(e.CAPEM))
+		tc, err := tlsca.ClientTLSConfig([]byte(e.CAPEM), tlsOpts...)
 		if err != nil {
 			return nil, err
 		}
@@ -429,6 +485,7 @@ func RunNode(ctx context.Context, o NodeRunOptions, devicesFile string, out io.W
 	}
 	fmt.Fprintf(out, "hashfleet node %s (org %s): %d device(s) offered for pairing; cloud %s\n",
 		p.Enrollment.NodeID, p.Enrollment.OrgID, len(o.Devices), p.Enrollment.ServerURL)
+	fmt.Fprintf(out, "  metrics  %s\n", p.obs.describe())
 	<-ctx.Done()
 	fmt.Fprintln(out, "hashfleet node: stopping")
 	stopCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -44,8 +44,15 @@ type ServerOptions struct {
 	TLSHosts []string
 	// InsecureLoopback serves the gateway without TLS. Refused unless GatewayListen is a loopback address.
 	InsecureLoopback bool
+	// GatewayMTLS requires mTLS on the gateway: every stream, Challenge and OpenSession needs the client
+	// certificate the node received at enrollment (issued by the server's CA, naming the node); only Enroll
+	// is served without one. Nodes enrolled with TLS always get a certificate, so it can be turned on later.
+	GatewayMTLS bool
 	// DebugInject enables POST /api/v1/nodes/{id}/inject (see server.Config.DebugInject).
 	DebugInject bool
+	// DebugIngestLog, when set, appends every telemetry and event batch received and every ack sent to this
+	// file, one JSON line each (ingest_journal.go): the witness the kill -9 tests check. Tests only.
+	DebugIngestLog string
 	// SessionTTL is a node session's lifetime. Default 1h.
 	SessionTTL time.Duration
 	// DrainReconnectAfter is what the shutdown goaway tells nodes to wait. Default 2s.
@@ -53,6 +60,8 @@ type ServerOptions struct {
 	Clock               clock.Clock
 	Logger              *slog.Logger
 	Registry            *prometheus.Registry
+	// Metrics configures the metrics and health server (observability.go); nil: none.
+	Metrics *MetricsConfig
 }
 
 func (o ServerOptions) withDefaults() ServerOptions {
@@ -86,8 +95,14 @@ func (o ServerOptions) Validate() error {
 	} else if o.InsecureLoopback && !isLoopbackHost(host) {
 		errs = append(errs, fmt.Errorf("server: --insecure-loopback serves the gateway without TLS and is only allowed on a loopback address, not %q", o.GatewayListen))
 	}
+	if o.GatewayMTLS && o.InsecureLoopback {
+		errs = append(errs, errors.New("server: --gateway-mtls needs TLS; it cannot be combined with --insecure-loopback"))
+	}
 	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("server: --listen %q: %w", o.Listen, err))
+	}
+	if err := validateMetrics(o.Metrics); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -100,6 +115,7 @@ type ServerProcess struct {
 	// CA is the gateway's certificate authority (nil with InsecureLoopback).
 	CA  *tlsca.CA
 	app *fx.App
+	obs *observability
 }
 
 // URL is the operator UI's address.
@@ -121,8 +137,11 @@ func StartServer(ctx context.Context, opts ServerOptions) (*ServerProcess, error
 	p := &ServerProcess{}
 	app := fx.New(
 		fxLogger(opts.Logger),
+		observe(opts.Metrics),
 		fx.Supply(opts, opts.env()),
-		fx.Provide(newActorRuntime, newSplitServer, newSplitGateway, newSplitHTTP),
+		fx.Invoke(serverChecks),
+		fx.Populate(&p.obs),
+		fx.Provide(newActorRuntime, newGatewayCA, newSplitServer, newSplitGateway, newSplitHTTP),
 		fx.Invoke(func(s *server.Server, g *splitGateway, h *httpServer) {
 			p.Server, p.GatewayAddr, p.CA, p.HTTPAddr = s, g.addr, g.ca, h.addr
 		}),
@@ -134,8 +153,12 @@ func StartServer(ctx context.Context, opts ServerOptions) (*ServerProcess, error
 	return p, nil
 }
 
-func newSplitServer(lc fx.Lifecycle, o ServerOptions, rt *actorRuntime) (*server.Server, error) {
+func newSplitServer(lc fx.Lifecycle, o ServerOptions, rt *actorRuntime, gca *gatewayCA) (*server.Server, error) {
 	cfg := serverConfig(o.env(), rt, "")
+	if gca.ca != nil {
+		cfg.IssueClientCert = gca.ca.IssueClientCert
+	}
+	cfg.RequireClientCert = o.GatewayMTLS
 	cfg.DataDir = subdir(o.DataDir, "store")
 	cfg.KeysDir = subdir(o.DataDir, "keys")
 	cfg.AdminToken = o.AdminToken
@@ -153,32 +176,61 @@ type splitGateway struct {
 	ca   *tlsca.CA
 }
 
+// gatewayCA is the gateway's certificate authority: nil with InsecureLoopback.
+type gatewayCA struct{ ca *tlsca.CA }
+
+// newGatewayCA loads the server's own CA from DataDir/tls, making it at first start. The server issues
+// nodes' client certificates with it and the gateway serves TLS with it.
+func newGatewayCA(o ServerOptions) (*gatewayCA, error) {
+	if o.InsecureLoopback {
+		return &gatewayCA{}, nil
+	}
+	dir := subdir(o.DataDir, "tls")
+	if dir == "" {
+		return nil, errors.New("server: the gateway's TLS certificate authority needs a data directory (or --insecure-loopback)")
+	}
+	cfg := tlsca.DefaultConfig(dir)
+	if len(o.TLSHosts) > 0 {
+		cfg.Hosts = o.TLSHosts
+	}
+	ca, err := tlsca.LoadOrCreate(cfg, o.Clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	return &gatewayCA{ca: ca}, nil
+}
+
 // newSplitGateway serves the gateway on a TCP listener with TLS 1.3 from the server's own CA (made at first
-// start in DataDir/tls), or in plaintext on loopback with InsecureLoopback.
-func newSplitGateway(lc fx.Lifecycle, o ServerOptions, srv *server.Server) (*splitGateway, error) {
-	g := &splitGateway{}
+// start in DataDir/tls), or in plaintext on loopback with InsecureLoopback. With GatewayMTLS the listener
+// verifies any client certificate given against the CA, and the gateway requires one for everything but
+// Enroll.
+func newSplitGateway(lc fx.Lifecycle, o ServerOptions, srv *server.Server, gca *gatewayCA) (*splitGateway, error) {
+	g := &splitGateway{ca: gca.ca}
 	opts := srv.GRPCServerOptions()
 	if o.InsecureLoopback {
 		opts = append(opts, grpc.Creds(insecure.NewCredentials()))
 		o.Logger.Warn("gateway serves WITHOUT TLS (--insecure-loopback): only processes on this machine can reach it")
 	} else {
-		dir := subdir(o.DataDir, "tls")
-		if dir == "" {
-			return nil, errors.New("server: the gateway's TLS certificate authority needs a data directory (or --insecure-loopback)")
+		var topts []tlsca.ServerOption
+		if o.GatewayMTLS {
+			topts = append(topts, tlsca.VerifyClientCertIfGiven())
 		}
-		cfg := tlsca.DefaultConfig(dir)
-		if len(o.TLSHosts) > 0 {
-			cfg.Hosts = o.TLSHosts
-		}
-		ca, err := tlsca.LoadOrCreate(cfg, o.Clock.Now())
-		if err != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(gca.ca.ServerTLSConfig(topts...))))
+	}
+	var journal *ingestJournal
+	if o.DebugIngestLog != "" {
+		var err error
+		if journal, err = openIngestJournal(o.DebugIngestLog); err != nil {
 			return nil, err
 		}
-		g.ca = ca
-		opts = append(opts, grpc.Creds(credentials.NewTLS(ca.ServerTLSConfig())))
+		lc.Append(fx.StopHook(journal.Close)) // before serveGateway's hook: closed after the gateway stopped
+		opts = append(opts, grpc.ChainStreamInterceptor(journal.interceptor()))
 	}
 	lis, err := net.Listen("tcp", o.GatewayListen)
 	if err != nil {
+		if journal != nil {
+			_ = journal.Close()
+		}
 		return nil, fmt.Errorf("listen on %s for the gateway: %w", o.GatewayListen, err)
 	}
 	gs := grpc.NewServer(opts...)
@@ -208,10 +260,14 @@ func RunServer(ctx context.Context, o ServerOptions, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "hashfleet server: API and UI %s\n", p.URL())
 	scheme := "TLS"
-	if p.CA == nil {
+	switch {
+	case p.CA == nil:
 		scheme = "PLAINTEXT (loopback only)"
+	case o.GatewayMTLS:
+		scheme = "TLS, mTLS: client certificate required"
 	}
 	fmt.Fprintf(out, "  gateway        %s (%s)\n", p.GatewayAddr, scheme)
+	fmt.Fprintf(out, "  metrics        %s\n", p.obs.describe())
 	if p.CA != nil {
 		fmt.Fprintf(out, "  CA fingerprint %s\n", p.CA.Fingerprint())
 		fmt.Fprintf(out, "  CA certificate %s   (give it to nodes with --ca-file, or have them pin the fingerprint)\n",

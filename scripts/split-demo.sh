@@ -76,7 +76,7 @@ SIM=$(grab "$WORK/minersim.log" 'admin view (http://[0-9.:]+)/writes')
 
 say "starting the cloud server"
 "$HF" server --data-dir "$WORK/server" --listen 127.0.0.1:0 --gateway-listen 127.0.0.1:0 \
-  --admin-token "$TOKEN" --debug-inject --log-level warn >"$WORK/server.log" 2>&1 &
+  --admin-token "$TOKEN" --debug-inject --log-level warn --metrics-listen 127.0.0.1:0 >"$WORK/server.log" 2>&1 &
 PIDS+=($!)
 API=$(grab "$WORK/server.log" 'API and UI (http://[0-9.:]+)/')
 GW=$(grab "$WORK/server.log" 'gateway +([0-9.:]+) \(TLS\)')
@@ -102,7 +102,8 @@ grep -q "confirmed: node $NODE" "$WORK/enroll.log" || fail "enroll did not confi
 say "  confirmed; the node saved its api_key"
 
 say "running the node"
-"$HF" node run --data-dir "$WORK/node" --devices "$WORK/devices.json" --poll-interval 1s --log-level warn >"$WORK/node.log" 2>&1 &
+"$HF" node run --data-dir "$WORK/node" --devices "$WORK/devices.json" --poll-interval 1s --log-level warn \
+  --metrics-listen 127.0.0.1:0 >"$WORK/node.log" 2>&1 &
 PIDS+=($!)
 pending3() { [ "$(api GET "/api/v1/devices/pending?node=$NODE" | "$JGET" -len .devices)" = 3 ]; }
 wait_for "the node's 3 devices waiting for pairing" pending3
@@ -139,6 +140,14 @@ done
 sleep 1
 [ "$(curl -fsS "$SIM/writes" | "$JGET" -len .writes)" = 1 ] || fail "a replay executed on the site: $(curl -fsS "$SIM/writes")"
 say "  the miners' write log still holds one write: nothing replayed ran"
+
+SRVMETRICS=$(grab "$WORK/server.log" 'metrics +(http://[0-9.:]+)/metrics')
+NODEMETRICS=$(grab "$WORK/node.log" 'metrics +(http://[0-9.:]+)/metrics')
+curl -fsS "$SRVMETRICS/readyz" >/dev/null || fail "the server is not ready: $(curl -sS "$SRVMETRICS/readyz")"
+curl -fsS "$NODEMETRICS/readyz" >/dev/null || fail "the node is not ready: $(curl -sS "$NODEMETRICS/readyz")"
+curl -fsS "$NODEMETRICS/metrics" | grep -q '^hashfleet_node_gate_decisions_total{code="refused_seq"} 1$' ||
+  fail "the node's /metrics does not count the refused replay"
+say "  metrics: server $SRVMETRICS/metrics, node $NODEMETRICS/metrics (both ready; the node counts the refused replay)"
 
 say "node status (read-only, from the running node's status file):"
 "$HF" node status --data-dir "$WORK/node" | sed 's/^/    /'

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/hashfleet/hashfleet/bootstrap"
 	"github.com/hashfleet/hashfleet/simulations/bench"
 )
 
@@ -16,6 +17,7 @@ func runBench(ctx context.Context, args []string) error {
 	var o bench.Options
 	o.RegisterFlags(fs)
 	jsonPath := fs.String("json", "", "write the report (JSON) here")
+	logLevel := fs.String("log-level", "error", "log level of the node under test: debug, info, warn, error")
 	usage := fs.Usage
 	fs.Usage = func() {
 		usage()
@@ -33,6 +35,11 @@ func runBench(ctx context.Context, args []string) error {
 		fs.Usage()
 		return flag.ErrHelp
 	}
+	log, err := bootstrap.NewLogger(*logLevel)
+	if err != nil {
+		return err
+	}
+	o.Logger = log
 	return bench.Run(ctx, names, o, os.Stdout, *jsonPath)
 }
 

@@ -179,7 +179,7 @@ func TestSplitModeProcesses(t *testing.T) {
 
 	srvDir := filepath.Join(dir, "server")
 	srvArgs := []string{"server", "--data-dir", srvDir, "--listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0",
-		"--admin-token", token, "--log-level", "warn"}
+		"--admin-token", token, "--log-level", "warn", "--metrics-listen", "127.0.0.1:0"}
 	srv := start(t, bin, "server", srvArgs...)
 	httpURL := srv.await(`API and UI (http://[0-9.:]+)/`, 15*time.Second)
 	gw := srv.await(`gateway\s+([0-9.:]+) \(TLS\)`, 5*time.Second)
@@ -205,7 +205,8 @@ func TestSplitModeProcesses(t *testing.T) {
 		t.Fatalf("enroll output:\n%s", enroll.output())
 	}
 
-	node := start(t, bin, "node run", "node", "run", "--data-dir", nodeDir, "--devices", devices, "--poll-interval", "500ms", "--log-level", "warn")
+	node := start(t, bin, "node run", "node", "run", "--data-dir", nodeDir, "--devices", devices, "--poll-interval", "500ms", "--log-level", "warn",
+		"--metrics-listen", "127.0.0.1:0")
 	waitFor(t, 15*time.Second, "node connected", func() bool { return a.nodeConnected(nodeID) })
 	var pend struct {
 		Devices []struct {
@@ -280,9 +281,13 @@ func TestSplitModeProcesses(t *testing.T) {
 	srv.wait(5 * time.Second)
 	waitFor(t, 5*time.Second, "the node to notice", func() bool { return !strings.Contains(status(), "cloud link                 up") })
 	apiAddr := strings.TrimPrefix(httpURL, "http://")
-	srvArgs2 := []string{"server", "--data-dir", srvDir, "--listen", apiAddr, "--gateway-listen", gw, "--admin-token", token, "--log-level", "warn"}
+	// It comes back requiring mTLS: the node got its client certificate at enrollment and presents it.
+	srvArgs2 := []string{"server", "--data-dir", srvDir, "--listen", apiAddr, "--gateway-listen", gw, "--admin-token", token, "--log-level", "warn",
+		"--metrics-listen", "127.0.0.1:0",
+		"--gateway-mtls"}
 	restartedAt := time.Now()
 	srv2 := start(t, bin, "server (restarted)", srvArgs2...)
+	srv2.await(`gateway\s+[0-9.:]+ \((TLS, mTLS): client certificate required\)`, 15*time.Second)
 	if fp2 := srv2.await(`CA fingerprint (SHA256:[0-9a-f]+)`, 15*time.Second); fp2 != caFP {
 		t.Fatalf("the CA changed across a restart: %s, was %s", fp2, caFP)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/hashfleet/hashfleet/bootstrap"
@@ -28,10 +29,14 @@ func runDemo(ctx context.Context, args []string) error {
 	fs.StringVar(&o.AdminToken, "admin-token", "", "API bearer token (default: $"+bootstrap.AdminTokenEnv+", else generated and printed)")
 	fs.DurationVar(&o.PollInterval, "poll-interval", 0, "poll interval per miner (default 5s)")
 	fs.Int64Var(&o.Seed, "seed", 1, "seed of the simulated miners")
+	fs.StringVar(&o.Mix, "mix", "", "a mixed site, e.g. antminer=70,proto=30 (kinds antminer, proto, cgminer; percentages of --miners); default: CGMiner API only")
+	fs.BoolVar(&o.ForwardMetrics, "forward-metrics", false, "forward the node's process metrics to the cloud over the events stream (shown in GET /api/v1/nodes)")
+	metrics := bootstrap.MetricsFlags(fs, bootstrap.DefaultMetricsListen)
 	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	o.Metrics = metrics()
 	log, err := bootstrap.NewLogger(*logLevel)
 	if err != nil {
 		return err
@@ -41,17 +46,20 @@ func runDemo(ctx context.Context, args []string) error {
 }
 
 func runCombined(ctx context.Context, args []string) error {
-	fs := newFlags("combined", "Cloud server and fleet node in one process, managing the miners in --devices.")
+	fs := newFlags("combined", "Cloud server and fleet node in one process, managing the miners in --devices (optional) and those found by discovery and paired through the API.")
 	var o bootstrap.CombinedRunOptions
 	fs.StringVar(&o.DataDir, "data-dir", "", "directory for the stores (required)")
 	fs.StringVar(&o.Listen, "listen", bootstrap.DefaultListen, "address of the operator UI and API")
 	fs.StringVar(&o.AdminToken, "admin-token", "", "API bearer token (default: $"+bootstrap.AdminTokenEnv+", else generated and printed)")
 	fs.StringVar(&o.DevicesFile, "devices", "", "JSON device list (as written by 'hashfleet minersim --devices-out')")
 	fs.DurationVar(&o.PollInterval, "poll-interval", 0, "poll interval per miner (default 5s)")
+	fs.BoolVar(&o.ForwardMetrics, "forward-metrics", false, "forward the node's process metrics to the cloud over the events stream (shown in GET /api/v1/nodes)")
+	metrics := bootstrap.MetricsFlags(fs, bootstrap.DefaultMetricsListen)
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	o.Metrics = metrics()
 	log, err := bootstrap.NewLogger(*logLevel)
 	if err != nil {
 		return err
@@ -71,8 +79,14 @@ func runMinerSim(ctx context.Context, args []string) error {
 	fs.StringVar(&o.Sim.IDPrefix, "id-prefix", sim.DefaultIDPrefix, "miner id prefix")
 	fs.StringVar(&o.DevicesOut, "devices-out", "", "write the device list (JSON) here for a node's --devices")
 	fs.StringVar(&o.AdminListen, "admin-listen", "", "serve a read-only view of the miners (GET /writes, /miners) on this loopback address")
+	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	log, err := bootstrap.NewLogger(*logLevel)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(log) // the simulators log through the default logger
 	return bootstrap.RunMinerSim(ctx, o, os.Stdout)
 }

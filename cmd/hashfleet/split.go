@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/hashfleet/hashfleet/bootstrap"
+	"github.com/hashfleet/hashfleet/node/uplink"
 )
 
 func runServer(ctx context.Context, args []string) error {
@@ -20,12 +21,16 @@ func runServer(ctx context.Context, args []string) error {
 	fs.StringVar(&o.AdminToken, "admin-token", "", "API bearer token (default: $"+bootstrap.AdminTokenEnv+", else generated and printed)")
 	hosts := fs.String("tls-hosts", "", "comma-separated names and IPs nodes dial the gateway by (default localhost,127.0.0.1,::1)")
 	fs.BoolVar(&o.InsecureLoopback, "insecure-loopback", false, "serve the gateway without TLS (only on a loopback address)")
+	fs.BoolVar(&o.GatewayMTLS, "gateway-mtls", false, "require mTLS: every node stream and session needs the client certificate issued at enrollment (enrollment itself does not)")
 	fs.BoolVar(&o.DebugInject, "debug-inject", false, "enable POST /api/v1/nodes/{id}/inject (raw commands on a node's stream; demos and tests only)")
+	fs.StringVar(&o.DebugIngestLog, "debug-ingest-log", "", "append every batch received and ack sent to this file as JSON lines (tests only)")
 	fs.DurationVar(&o.SessionTTL, "session-ttl", 0, "lifetime of a node session token (default 1h)")
+	metrics := bootstrap.MetricsFlags(fs, bootstrap.DefaultMetricsListen)
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	o.Metrics = metrics()
 	if *hosts != "" {
 		o.TLSHosts = strings.Split(*hosts, ",")
 	}
@@ -38,15 +43,17 @@ func runServer(ctx context.Context, args []string) error {
 }
 
 var nodeCommands = map[string]command{
-	"enroll": {"make the node's keys and enroll with a one-time code; waits for the operator to confirm", runNodeEnroll},
-	"run":    {"run an enrolled node", runNodeRun},
-	"status": {"show enrollment, key fingerprints and the seq high-water mark (read-only)", runNodeStatus},
+	"enroll":  {"make the node's keys and enroll with a one-time code; waits for the operator to confirm", runNodeEnroll},
+	"run":     {"run an enrolled node", runNodeRun},
+	"status":  {"show enrollment, key fingerprints, the seq high-water mark and the spool (read-only)", runNodeStatus},
+	"backup":  {"write the node's keys, enrollment and seq high-water mark to one archive", runNodeBackup},
+	"restore": {"restore a backup into an empty data directory", runNodeRestore},
 }
 
 func runNode(ctx context.Context, args []string) error {
 	if len(args) == 0 || nodeCommands[args[0]].run == nil {
-		fmt.Fprintln(os.Stderr, "usage: hashfleet node enroll|run|status [flags]")
-		for _, n := range []string{"enroll", "run", "status"} {
+		fmt.Fprintln(os.Stderr, "usage: hashfleet node enroll|run|status|backup|restore [flags]")
+		for _, n := range []string{"enroll", "run", "status", "backup", "restore"} {
 			fmt.Fprintf(os.Stderr, "  %-8s %s\n", n, nodeCommands[n].summary)
 		}
 		return flag.ErrHelp
@@ -86,15 +93,26 @@ func runNodeRun(ctx context.Context, args []string) error {
 	devices := fs.String("devices", "", "JSON device list (as written by 'hashfleet minersim --devices-out')")
 	fs.BoolVar(&o.InsecureLoopback, "insecure-loopback", false, "allow a plaintext gateway (enrolled with --insecure-loopback; loopback only)")
 	fs.DurationVar(&o.PollInterval, "poll-interval", 0, "poll interval per miner (default 5s)")
+	fs.IntVar(&o.ReplayRate, "replay-rate", 0, "most samples or events sent per second per stream, spool replay included (default 20000)")
+	fs.StringVar(&o.AdminListen, "admin-listen", bootstrap.DefaultNodeAdminListen, "loopback address of the read-only admin endpoint (named in status.json; \"off\" disables it)")
+	fs.DurationVar(&o.StatusInterval, "status-interval", 0, "how often status.json is written (default 2s)")
+	backoffMax := fs.Duration("backoff-max", 0, "longest wait between attempts to reach the cloud (default 30s)")
+	fs.BoolVar(&o.ForwardMetrics, "forward-metrics", false, "forward this node's process metrics to the cloud over the events stream (shown in GET /api/v1/nodes)")
+	metrics := bootstrap.MetricsFlags(fs, bootstrap.DefaultNodeMetricsListen)
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	o.Metrics = metrics()
 	log, err := bootstrap.NewLogger(*logLevel)
 	if err != nil {
 		return err
 	}
 	o.Logger = log
+	if *backoffMax > 0 {
+		o.Backoff = uplink.DefaultBackoff()
+		o.Backoff.Max, o.Backoff.Initial = *backoffMax, min(o.Backoff.Initial, *backoffMax)
+	}
 	return bootstrap.RunNode(ctx, o, *devices, os.Stdout)
 }
 

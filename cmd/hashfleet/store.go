@@ -17,8 +17,9 @@ var storeOut io.Writer = os.Stdout
 const storeUsage = `usage: hashfleet store inspect --dir DIR [summary|prefixes|get KEY|scan PREFIX|audit] [flags]
 
 Read-only look at a node's or server's Badger store (the node's spool is a store of its own, in
-<data-dir>/spool). Values are decoded from protobuf to JSON. The directory is never written; a store a
-running node or server holds cannot be opened here (use the running node's loopback admin endpoint).
+<data-dir>/store/spool). Values are decoded from protobuf to JSON. The directory is never written. A store a
+running node holds comes from that node's loopback admin endpoint instead (named in its status.json): a
+consistent snapshot of the live store. A running server's store cannot be opened; stop it first.
 
 views:
   summary       store kind, seq high-water mark, lease epoch, spool depth and oldest entry, owned devices,

@@ -182,6 +182,9 @@ func newResult(name string, o Options) Result {
 	r.param("duration", o.Duration)
 	r.param("max_inflight", o.MaxInFlight)
 	r.param("backlog_samples", o.BacklogSamples)
+	if o.MemoryLimitMiB > 0 {
+		r.param("memory_limit_mib", o.MemoryLimitMiB)
+	}
 	if o.InProcessSim {
 		r.param("simulator", "in process")
 	} else {

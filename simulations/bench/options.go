@@ -34,6 +34,9 @@ type Options struct {
 	// most (8 batches of 500 in flight). The node's own default, 100,000, is what it keeps while the cloud is
 	// unreachable.
 	BacklogSamples int
+	// MemoryLimitMiB is the node's MemoryLimit (the Go soft memory limit while it runs) in MiB; 0 leaves the
+	// runtime's (GOMEMLIMIT). Only the node poller sets it.
+	MemoryLimitMiB int
 	// DataDir is the node's store directory; "" uses a temporary directory removed afterwards.
 	DataDir string
 
@@ -172,6 +175,9 @@ func (o Options) Validate() error {
 	if o.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("max in-flight %d must be at least 1", o.MaxInFlight))
 	}
+	if o.MemoryLimitMiB < 0 {
+		errs = append(errs, fmt.Errorf("memory limit %d MiB must not be negative", o.MemoryLimitMiB))
+	}
 	if o.BacklogSamples < 500 {
 		errs = append(errs, fmt.Errorf("backlog samples %d must hold at least one batch of 500", o.BacklogSamples))
 	}
@@ -208,6 +214,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.Duration, "duration", o.Duration, "measurement window (default 60s)")
 	fs.IntVar(&o.MaxInFlight, "max-inflight", o.MaxInFlight, "connections in flight at once: the node's MaxInFlight and the bare loop's workers (default 256)")
 	fs.IntVar(&o.BacklogSamples, "backlog-samples", o.BacklogSamples, "node MaxBacklogSamples (default 4000, a connected node's worst case)")
+	fs.IntVar(&o.MemoryLimitMiB, "memory-limit", o.MemoryLimitMiB, "node MemoryLimit in MiB: the Go soft memory limit while the node runs (default 0: GOMEMLIMIT's)")
 	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "node store directory (default: a temporary directory)")
 	fs.BoolVar(&o.InProcessSim, "in-process-sim", o.InProcessSim, "run the simulated miners in this process (≤ 5,000; CPU figures then include them)")
 	fs.IntVar(&o.MinersPerSim, "miners-per-sim", o.MinersPerSim, "most miners per simulator process (default and maximum 15,000)")

@@ -92,6 +92,7 @@ func (p *nodePoller) start(o Options, devs []*pb.Device, rec *recorder) error {
 	cfg.PollInterval, cfg.PollJitter = o.Interval, o.Jitter
 	cfg.MaxInFlight = o.MaxInFlight
 	cfg.MaxBacklogSamples = o.BacklogSamples
+	cfg.MemoryLimit = int64(o.MemoryLimitMiB) << 20
 	cfg.DriverFactory = factory
 	cfg.Registerer = p.reg
 	cfg.Logger = o.Logger
