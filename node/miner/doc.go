@@ -4,7 +4,7 @@
 //	                  pollTick (SendAfter on the Clock)
 //	                        │
 //	Execute ──▶ queue ──▶ MinerActor ──start op──▶ Limiter (site-wide MaxInFlight slots)
-//	 (gate, via site)       ▲   │                      │ goroutine per in-flight op
+//	 (gate, via site)       ▲   │                      │ MaxInFlight workers, FIFO queue
 //	                        │   │                      ▼
 //	                        │   │                  Driver.Poll / Driver.Execute ──TCP──▶ miner
 //	                        │   │                      │
@@ -14,11 +14,12 @@
 //	                            ├──▶ parent (SiteSupervisor): *StatusUpdate, the site read model
 //	                            └──▶ requester: *Result per command
 //
-// Receive never blocks: driver I/O runs in a short-lived goroutine started through the Limiter, and its
-// outcome comes back as a message tagged with the incarnation and operation id, so a result that arrives after
-// a restart or stop is ignored. Only one driver operation is in flight per miner (the Driver contract); a
-// queued command waits at most for the poll in flight, and polls and commands alternate when both are due.
+// Receive never blocks: driver I/O runs on one of the Limiter's long-lived workers (queued in FIFO order while
+// every slot is taken, its timeout starting when a worker takes it), and its outcome comes back as a message
+// tagged with the incarnation and operation id, so a result that arrives after a restart or stop is ignored.
+// Only one driver operation is in flight per miner (the Driver contract); a queued command waits at most for
+// the poll in flight, and polls and commands alternate when both are due.
 //
 // The state decision is the pure Rules.Next (state.go), tested with tables. A panic in a driver is recovered
-// in its goroutine, posted back, and re-raised inside Receive so the SiteSupervisor restarts that one actor.
+// on its worker, posted back, and re-raised inside Receive so the SiteSupervisor restarts that one actor.
 package miner

@@ -19,7 +19,8 @@ type Env struct {
 	// Devices is the initial device set.
 	Devices []*pb.Device
 	Factory miner.DriverFactory
-	// Limiter bounds driver I/O across the site; its owner (the node) waits on it at shutdown.
+	// Limiter bounds driver I/O across the site; its owner (the node) waits on it at shutdown. Nil: the site
+	// makes one of 256 slots and ends its workers when it stops.
 	Limiter *miner.Limiter
 	Clock   clock.Clock
 	// Sink receives the miners' samples and events (the TelemetryBatcher).
@@ -28,6 +29,8 @@ type Env struct {
 	MinerMetrics *miner.Metrics
 	ActorMetrics *actors.Metrics
 	Logger       *slog.Logger
+
+	ownsLimiter bool // Limiter was made by Props
 }
 
 // Props returns the SiteSupervisor's props: kind "site", supervising its miners one-for-one with backoff.
@@ -40,6 +43,7 @@ func Props(cfg Config, env Env) *actor.Props {
 	}
 	if env.Limiter == nil {
 		env.Limiter = miner.NewLimiter(256, env.MinerMetrics.InFlightGauge())
+		env.ownsLimiter = true
 	}
 	return actors.Props("site", env.ActorMetrics, func() actor.Actor { return newSupervisor(cfg, env) },
 		actor.WithSupervisor(actors.NewSupervisor(cfg.Supervisor, env.Clock, env.ActorMetrics, "miner")))
@@ -96,7 +100,11 @@ func (s *Supervisor) Receive(ctx actor.Context) {
 				sl.counted = false
 			}
 		}
-	case *actor.Restarting, *actor.Stopped:
+	case *actor.Stopped:
+		if s.env.ownsLimiter { // the miners have stopped: their queued operations end at once
+			go s.env.Limiter.Wait()
+		}
+	case *actor.Restarting:
 	default:
 		s.log.Warn("site: unexpected message", slog.String("type", fmt.Sprintf("%T", msg)))
 	}
