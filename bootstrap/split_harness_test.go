@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/hashfleet/hashfleet/miners/sim"
 	"github.com/hashfleet/hashfleet/node/identity"
 	"github.com/hashfleet/hashfleet/node/uplink"
+	"github.com/hashfleet/hashfleet/server/grains"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 )
@@ -383,8 +385,16 @@ func (s *splitSite) inject(cmd *pb.ControlCommand) {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := s.srv.Server.Fleet().InjectCommand(ctx, s.nodeID, cmd); err != nil {
-		s.t.Fatalf("inject: %v", err)
+	// The node may be between streams (a session refresh, a reconnect after start-up): wait for it.
+	for {
+		err := s.srv.Server.Fleet().InjectCommand(ctx, s.nodeID, cmd)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, grains.ErrNotConnected) || ctx.Err() != nil {
+			s.t.Fatalf("inject: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
