@@ -92,21 +92,27 @@ const (
 	EventKind_EVENT_KIND_DISCOVERED    EventKind = 5
 	EventKind_EVENT_KIND_NODE_METRICS  EventKind = 6
 	EventKind_EVENT_KIND_RULE_FIRED    EventKind = 7
-	EventKind_EVENT_KIND_SCAN          EventKind = 8 // a discovery scan's progress and findings (Event.scan)
+	EventKind_EVENT_KIND_SCAN          EventKind = 8  // a discovery scan's progress and findings (Event.scan)
+	EventKind_EVENT_KIND_CURTAIL       EventKind = 9  // a curtailment event's state (Event.curtail)
+	EventKind_EVENT_KIND_LEASE         EventKind = 10 // this node's lease changed (fenced, unfenced, promoted, demoted): Event.message
+	EventKind_EVENT_KIND_CONFLICT      EventKind = 11 // reserved for cloud-side conflicts; nodes do not send it
 )
 
 // Enum value maps for EventKind.
 var (
 	EventKind_name = map[int32]string{
-		0: "EVENT_KIND_UNSPECIFIED",
-		1: "EVENT_KIND_STATE_CHANGE",
-		2: "EVENT_KIND_POLL_ERROR",
-		3: "EVENT_KIND_COMMAND_AUDIT",
-		4: "EVENT_KIND_LOCAL_COMMAND",
-		5: "EVENT_KIND_DISCOVERED",
-		6: "EVENT_KIND_NODE_METRICS",
-		7: "EVENT_KIND_RULE_FIRED",
-		8: "EVENT_KIND_SCAN",
+		0:  "EVENT_KIND_UNSPECIFIED",
+		1:  "EVENT_KIND_STATE_CHANGE",
+		2:  "EVENT_KIND_POLL_ERROR",
+		3:  "EVENT_KIND_COMMAND_AUDIT",
+		4:  "EVENT_KIND_LOCAL_COMMAND",
+		5:  "EVENT_KIND_DISCOVERED",
+		6:  "EVENT_KIND_NODE_METRICS",
+		7:  "EVENT_KIND_RULE_FIRED",
+		8:  "EVENT_KIND_SCAN",
+		9:  "EVENT_KIND_CURTAIL",
+		10: "EVENT_KIND_LEASE",
+		11: "EVENT_KIND_CONFLICT",
 	}
 	EventKind_value = map[string]int32{
 		"EVENT_KIND_UNSPECIFIED":   0,
@@ -118,6 +124,9 @@ var (
 		"EVENT_KIND_NODE_METRICS":  6,
 		"EVENT_KIND_RULE_FIRED":    7,
 		"EVENT_KIND_SCAN":          8,
+		"EVENT_KIND_CURTAIL":       9,
+		"EVENT_KIND_LEASE":         10,
+		"EVENT_KIND_CONFLICT":      11,
 	}
 )
 
@@ -765,8 +774,12 @@ type CommandPayload struct {
 	KeyRevocation   *KeyRevocation   `protobuf:"bytes,4,opt,name=key_revocation,json=keyRevocation,proto3" json:"key_revocation,omitempty"`
 	// Node-control commands, not miner-scoped (miner_ids and spec stay empty): a discovery scan, and pairing
 	// of discovered devices. Like every command they are signed and seq-checked by the node's CommandGate.
-	Discovery     *DiscoveryRequest `protobuf:"bytes,5,opt,name=discovery,proto3" json:"discovery,omitempty"`
-	Pairing       *PairingRequest   `protobuf:"bytes,6,opt,name=pairing,proto3" json:"pairing,omitempty"`
+	Discovery *DiscoveryRequest `protobuf:"bytes,5,opt,name=discovery,proto3" json:"discovery,omitempty"`
+	Pairing   *PairingRequest   `protobuf:"bytes,6,opt,name=pairing,proto3" json:"pairing,omitempty"`
+	// Site automation: a signed per-site policy (kept in the node's store, runs with the WAN down) and
+	// curtailment events. Node-control commands like discovery: miner_ids and spec stay empty.
+	SitePolicy    *SitePolicy     `protobuf:"bytes,7,opt,name=site_policy,json=sitePolicy,proto3" json:"site_policy,omitempty"`
+	Curtail       *CurtailRequest `protobuf:"bytes,8,opt,name=curtail,proto3" json:"curtail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -843,6 +856,167 @@ func (x *CommandPayload) GetPairing() *PairingRequest {
 	return nil
 }
 
+func (x *CommandPayload) GetSitePolicy() *SitePolicy {
+	if x != nil {
+		return x.SitePolicy
+	}
+	return nil
+}
+
+func (x *CommandPayload) GetCurtail() *CurtailRequest {
+	if x != nil {
+		return x.Curtail
+	}
+	return nil
+}
+
+// SitePolicy is node/automation's SignedPolicy on the wire: body is the policy JSON, signature the org
+// command key's ed25519 signature over automation.PolicyBytes(key_id, body).
+type SitePolicy struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Body          []byte                 `protobuf:"bytes,1,opt,name=body,proto3" json:"body,omitempty"`
+	KeyId         string                 `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SitePolicy) Reset() {
+	*x = SitePolicy{}
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SitePolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SitePolicy) ProtoMessage() {}
+
+func (x *SitePolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SitePolicy.ProtoReflect.Descriptor instead.
+func (*SitePolicy) Descriptor() ([]byte, []int) {
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SitePolicy) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *SitePolicy) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *SitePolicy) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// CurtailRequest starts or stops a curtailment event on the node (node/curtail).
+type CurtailRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EventId       string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Stop          bool                   `protobuf:"varint,2,opt,name=stop,proto3" json:"stop,omitempty"`                                      // stop (uncurtail) the event named by event_id
+	TargetKw      float64                `protobuf:"fixed64,3,opt,name=target_kw,json=targetKw,proto3" json:"target_kw,omitempty"`             // power to shed; ignored when full
+	Full          bool                   `protobuf:"varint,4,opt,name=full,proto3" json:"full,omitempty"`                                      // curtail every miner in scope
+	MinerIds      []string               `protobuf:"bytes,5,rep,name=miner_ids,json=minerIds,proto3" json:"miner_ids,omitempty"`               // scope; empty: the whole site
+	EndAtUnixMs   int64                  `protobuf:"varint,6,opt,name=end_at_unix_ms,json=endAtUnixMs,proto3" json:"end_at_unix_ms,omitempty"` // optional automatic end
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CurtailRequest) Reset() {
+	*x = CurtailRequest{}
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CurtailRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CurtailRequest) ProtoMessage() {}
+
+func (x *CurtailRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CurtailRequest.ProtoReflect.Descriptor instead.
+func (*CurtailRequest) Descriptor() ([]byte, []int) {
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CurtailRequest) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *CurtailRequest) GetStop() bool {
+	if x != nil {
+		return x.Stop
+	}
+	return false
+}
+
+func (x *CurtailRequest) GetTargetKw() float64 {
+	if x != nil {
+		return x.TargetKw
+	}
+	return 0
+}
+
+func (x *CurtailRequest) GetFull() bool {
+	if x != nil {
+		return x.Full
+	}
+	return false
+}
+
+func (x *CurtailRequest) GetMinerIds() []string {
+	if x != nil {
+		return x.MinerIds
+	}
+	return nil
+}
+
+func (x *CurtailRequest) GetEndAtUnixMs() int64 {
+	if x != nil {
+		return x.EndAtUnixMs
+	}
+	return 0
+}
+
 // DiscoveryRequest asks a node to scan its LAN for miners. It never makes a device the node's: what the scan
 // finds is reported as EVENT_KIND_SCAN events and waits for the operator to pair it.
 type DiscoveryRequest struct {
@@ -864,7 +1038,7 @@ type DiscoveryRequest struct {
 
 func (x *DiscoveryRequest) Reset() {
 	*x = DiscoveryRequest{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[9]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +1050,7 @@ func (x *DiscoveryRequest) String() string {
 func (*DiscoveryRequest) ProtoMessage() {}
 
 func (x *DiscoveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[9]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +1063,7 @@ func (x *DiscoveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscoveryRequest.ProtoReflect.Descriptor instead.
 func (*DiscoveryRequest) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{9}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DiscoveryRequest) GetScanId() string {
@@ -968,7 +1142,7 @@ type PairingRequest struct {
 
 func (x *PairingRequest) Reset() {
 	*x = PairingRequest{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[10]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1154,7 @@ func (x *PairingRequest) String() string {
 func (*PairingRequest) ProtoMessage() {}
 
 func (x *PairingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[10]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1167,7 @@ func (x *PairingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PairingRequest.ProtoReflect.Descriptor instead.
 func (*PairingRequest) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{10}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PairingRequest) GetPairingId() string {
@@ -1032,7 +1206,7 @@ type ScanReport struct {
 
 func (x *ScanReport) Reset() {
 	*x = ScanReport{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[11]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1218,7 @@ func (x *ScanReport) String() string {
 func (*ScanReport) ProtoMessage() {}
 
 func (x *ScanReport) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[11]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1231,7 @@ func (x *ScanReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanReport.ProtoReflect.Descriptor instead.
 func (*ScanReport) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{11}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ScanReport) GetScanId() string {
@@ -1157,7 +1331,7 @@ type KeyAnnouncement struct {
 
 func (x *KeyAnnouncement) Reset() {
 	*x = KeyAnnouncement{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[12]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1343,7 @@ func (x *KeyAnnouncement) String() string {
 func (*KeyAnnouncement) ProtoMessage() {}
 
 func (x *KeyAnnouncement) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[12]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1356,7 @@ func (x *KeyAnnouncement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyAnnouncement.ProtoReflect.Descriptor instead.
 func (*KeyAnnouncement) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{12}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KeyAnnouncement) GetKey() *CommandKey {
@@ -1216,7 +1390,7 @@ type KeyRevocation struct {
 
 func (x *KeyRevocation) Reset() {
 	*x = KeyRevocation{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[13]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1228,7 +1402,7 @@ func (x *KeyRevocation) String() string {
 func (*KeyRevocation) ProtoMessage() {}
 
 func (x *KeyRevocation) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[13]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1241,7 +1415,7 @@ func (x *KeyRevocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyRevocation.ProtoReflect.Descriptor instead.
 func (*KeyRevocation) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{13}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *KeyRevocation) GetOrgId() string {
@@ -1266,13 +1440,16 @@ type ControlHello struct {
 	LeaseEpoch      uint64                 `protobuf:"varint,4,opt,name=lease_epoch,json=leaseEpoch,proto3" json:"lease_epoch,omitempty"`
 	SoftwareVersion string                 `protobuf:"bytes,5,opt,name=software_version,json=softwareVersion,proto3" json:"software_version,omitempty"`
 	SessionToken    string                 `protobuf:"bytes,6,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// gossip_addr is the host:port this node's pair gossip (memberlist) listens on, when it is a pair member;
+	// the cloud hands it to the partner in HelloAck.pair.
+	GossipAddr    string `protobuf:"bytes,7,opt,name=gossip_addr,json=gossipAddr,proto3" json:"gossip_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ControlHello) Reset() {
 	*x = ControlHello{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[14]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1284,7 +1461,7 @@ func (x *ControlHello) String() string {
 func (*ControlHello) ProtoMessage() {}
 
 func (x *ControlHello) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[14]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1297,7 +1474,7 @@ func (x *ControlHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlHello.ProtoReflect.Descriptor instead.
 func (*ControlHello) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{14}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ControlHello) GetNodeId() string {
@@ -1342,6 +1519,13 @@ func (x *ControlHello) GetSessionToken() string {
 	return ""
 }
 
+func (x *ControlHello) GetGossipAddr() string {
+	if x != nil {
+		return x.GossipAddr
+	}
+	return ""
+}
+
 type ControlGoaway struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	Reason           string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -1352,7 +1536,7 @@ type ControlGoaway struct {
 
 func (x *ControlGoaway) Reset() {
 	*x = ControlGoaway{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[15]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1364,7 +1548,7 @@ func (x *ControlGoaway) String() string {
 func (*ControlGoaway) ProtoMessage() {}
 
 func (x *ControlGoaway) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[15]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1377,7 +1561,7 @@ func (x *ControlGoaway) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControlGoaway.ProtoReflect.Descriptor instead.
 func (*ControlGoaway) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{15}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ControlGoaway) GetReason() string {
@@ -1406,7 +1590,7 @@ type CommandAck struct {
 
 func (x *CommandAck) Reset() {
 	*x = CommandAck{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[16]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1418,7 +1602,7 @@ func (x *CommandAck) String() string {
 func (*CommandAck) ProtoMessage() {}
 
 func (x *CommandAck) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[16]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1431,7 +1615,7 @@ func (x *CommandAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandAck.ProtoReflect.Descriptor instead.
 func (*CommandAck) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{16}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CommandAck) GetCommandId() string {
@@ -1474,7 +1658,7 @@ type CommandResultReport struct {
 
 func (x *CommandResultReport) Reset() {
 	*x = CommandResultReport{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[17]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1486,7 +1670,7 @@ func (x *CommandResultReport) String() string {
 func (*CommandResultReport) ProtoMessage() {}
 
 func (x *CommandResultReport) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[17]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1499,7 +1683,7 @@ func (x *CommandResultReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResultReport.ProtoReflect.Descriptor instead.
 func (*CommandResultReport) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{17}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CommandResultReport) GetCommandId() string {
@@ -1544,7 +1728,7 @@ type LeaseRequest struct {
 
 func (x *LeaseRequest) Reset() {
 	*x = LeaseRequest{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[18]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1556,7 +1740,7 @@ func (x *LeaseRequest) String() string {
 func (*LeaseRequest) ProtoMessage() {}
 
 func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[18]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1569,7 +1753,7 @@ func (x *LeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRequest.ProtoReflect.Descriptor instead.
 func (*LeaseRequest) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{18}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LeaseRequest) GetPairId() string {
@@ -1628,7 +1812,7 @@ type LeaseGrant struct {
 
 func (x *LeaseGrant) Reset() {
 	*x = LeaseGrant{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[19]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1640,7 +1824,7 @@ func (x *LeaseGrant) String() string {
 func (*LeaseGrant) ProtoMessage() {}
 
 func (x *LeaseGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[19]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1653,7 +1837,7 @@ func (x *LeaseGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseGrant.ProtoReflect.Descriptor instead.
 func (*LeaseGrant) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{19}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LeaseGrant) GetPairId() string {
@@ -1712,7 +1896,7 @@ type LeaseDenied struct {
 
 func (x *LeaseDenied) Reset() {
 	*x = LeaseDenied{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[20]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1724,7 +1908,7 @@ func (x *LeaseDenied) String() string {
 func (*LeaseDenied) ProtoMessage() {}
 
 func (x *LeaseDenied) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[20]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1737,7 +1921,7 @@ func (x *LeaseDenied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseDenied.ProtoReflect.Descriptor instead.
 func (*LeaseDenied) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{20}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LeaseDenied) GetPairId() string {
@@ -1797,7 +1981,7 @@ type NodeToCloud struct {
 
 func (x *NodeToCloud) Reset() {
 	*x = NodeToCloud{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[21]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1809,7 +1993,7 @@ func (x *NodeToCloud) String() string {
 func (*NodeToCloud) ProtoMessage() {}
 
 func (x *NodeToCloud) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[21]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1822,7 +2006,7 @@ func (x *NodeToCloud) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeToCloud.ProtoReflect.Descriptor instead.
 func (*NodeToCloud) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{21}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *NodeToCloud) GetMsg() isNodeToCloud_Msg {
@@ -1912,7 +2096,7 @@ type CloudToNode struct {
 
 func (x *CloudToNode) Reset() {
 	*x = CloudToNode{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[22]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1924,7 +2108,7 @@ func (x *CloudToNode) String() string {
 func (*CloudToNode) ProtoMessage() {}
 
 func (x *CloudToNode) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[22]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1937,7 +2121,7 @@ func (x *CloudToNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloudToNode.ProtoReflect.Descriptor instead.
 func (*CloudToNode) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{22}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CloudToNode) GetMsg() isCloudToNode_Msg {
@@ -2032,13 +2216,14 @@ type HelloAck struct {
 	NextSeq       uint64                 `protobuf:"varint,2,opt,name=next_seq,json=nextSeq,proto3" json:"next_seq,omitempty"`
 	CommandKeys   []*CommandKey          `protobuf:"bytes,3,rep,name=command_keys,json=commandKeys,proto3" json:"command_keys,omitempty"`
 	Devices       []*Device              `protobuf:"bytes,4,rep,name=devices,proto3" json:"devices,omitempty"` // the confirmed ownership map for this node
+	Pair          *PairInfo              `protobuf:"bytes,5,opt,name=pair,proto3" json:"pair,omitempty"`       // set when this node is a member of a warm-standby pair
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HelloAck) Reset() {
 	*x = HelloAck{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[23]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2050,7 +2235,7 @@ func (x *HelloAck) String() string {
 func (*HelloAck) ProtoMessage() {}
 
 func (x *HelloAck) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[23]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2063,7 +2248,7 @@ func (x *HelloAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelloAck.ProtoReflect.Descriptor instead.
 func (*HelloAck) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{23}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *HelloAck) GetNodeId() string {
@@ -2094,6 +2279,116 @@ func (x *HelloAck) GetDevices() []*Device {
 	return nil
 }
 
+func (x *HelloAck) GetPair() *PairInfo {
+	if x != nil {
+		return x.Pair
+	}
+	return nil
+}
+
+// PairInfo tells a pair member about its pair: the partner, where its gossip listens, and the pair key.
+type PairInfo struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	PairId         string                 `protobuf:"bytes,1,opt,name=pair_id,json=pairId,proto3" json:"pair_id,omitempty"`
+	Members        []string               `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"` // both node ids
+	PeerNodeId     string                 `protobuf:"bytes,3,opt,name=peer_node_id,json=peerNodeId,proto3" json:"peer_node_id,omitempty"`
+	PeerGossipAddr string                 `protobuf:"bytes,4,opt,name=peer_gossip_addr,json=peerGossipAddr,proto3" json:"peer_gossip_addr,omitempty"` // as the peer last reported it in ControlHello.gossip_addr ("" unknown)
+	// pair_key_envelope is the 32-byte memberlist key, a messages/sealing envelope sealed to this node's
+	// credential key, bound to (node, pair_id, "pair-key"). The cloud never stores it in the clear.
+	PairKeyEnvelope []byte `protobuf:"bytes,5,opt,name=pair_key_envelope,json=pairKeyEnvelope,proto3" json:"pair_key_envelope,omitempty"`
+	Standby         bool   `protobuf:"varint,6,opt,name=standby,proto3" json:"standby,omitempty"` // this node starts as the standby (never ACQUIREs)
+	Epoch           uint64 `protobuf:"varint,7,opt,name=epoch,proto3" json:"epoch,omitempty"`     // the pair's current epoch as the cloud knows it
+	Holder          string `protobuf:"bytes,8,opt,name=holder,proto3" json:"holder,omitempty"`    // current holder ("" none)
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *PairInfo) Reset() {
+	*x = PairInfo{}
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PairInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PairInfo) ProtoMessage() {}
+
+func (x *PairInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PairInfo.ProtoReflect.Descriptor instead.
+func (*PairInfo) Descriptor() ([]byte, []int) {
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *PairInfo) GetPairId() string {
+	if x != nil {
+		return x.PairId
+	}
+	return ""
+}
+
+func (x *PairInfo) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *PairInfo) GetPeerNodeId() string {
+	if x != nil {
+		return x.PeerNodeId
+	}
+	return ""
+}
+
+func (x *PairInfo) GetPeerGossipAddr() string {
+	if x != nil {
+		return x.PeerGossipAddr
+	}
+	return ""
+}
+
+func (x *PairInfo) GetPairKeyEnvelope() []byte {
+	if x != nil {
+		return x.PairKeyEnvelope
+	}
+	return nil
+}
+
+func (x *PairInfo) GetStandby() bool {
+	if x != nil {
+		return x.Standby
+	}
+	return false
+}
+
+func (x *PairInfo) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *PairInfo) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
 type TelemetryBatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
@@ -2106,7 +2401,7 @@ type TelemetryBatch struct {
 
 func (x *TelemetryBatch) Reset() {
 	*x = TelemetryBatch{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[24]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2118,7 +2413,7 @@ func (x *TelemetryBatch) String() string {
 func (*TelemetryBatch) ProtoMessage() {}
 
 func (x *TelemetryBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[24]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2131,7 +2426,7 @@ func (x *TelemetryBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TelemetryBatch.ProtoReflect.Descriptor instead.
 func (*TelemetryBatch) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{24}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TelemetryBatch) GetNodeId() string {
@@ -2173,7 +2468,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[25]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2185,7 +2480,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[25]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2198,7 +2493,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{25}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Ack) GetBatchSeq() uint64 {
@@ -2236,13 +2531,15 @@ type Event struct {
 	Device        *Device                `protobuf:"bytes,10,opt,name=device,proto3" json:"device,omitempty"`
 	Scan          *ScanReport            `protobuf:"bytes,11,opt,name=scan,proto3" json:"scan,omitempty"`                                  // EVENT_KIND_SCAN
 	NodeMetrics   *NodeMetrics           `protobuf:"bytes,12,opt,name=node_metrics,json=nodeMetrics,proto3" json:"node_metrics,omitempty"` // EVENT_KIND_NODE_METRICS
+	Curtail       *CurtailStatus         `protobuf:"bytes,13,opt,name=curtail,proto3" json:"curtail,omitempty"`                            // EVENT_KIND_CURTAIL
+	Rule          string                 `protobuf:"bytes,14,opt,name=rule,proto3" json:"rule,omitempty"`                                  // EVENT_KIND_RULE_FIRED: the automation rule that fired
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[26]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2254,7 +2551,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[26]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2267,7 +2564,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{26}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Event) GetEventId() string {
@@ -2354,6 +2651,121 @@ func (x *Event) GetNodeMetrics() *NodeMetrics {
 	return nil
 }
 
+func (x *Event) GetCurtail() *CurtailStatus {
+	if x != nil {
+		return x.Curtail
+	}
+	return nil
+}
+
+func (x *Event) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+// CurtailStatus is a curtailment event's state as the node reports it.
+type CurtailStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EventId       string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"` // ramping, holding, releasing, done, failed
+	TargetKw      float64                `protobuf:"fixed64,3,opt,name=target_kw,json=targetKw,proto3" json:"target_kw,omitempty"`
+	AchievedKw    float64                `protobuf:"fixed64,4,opt,name=achieved_kw,json=achievedKw,proto3" json:"achieved_kw,omitempty"`
+	Curtailed     []string               `protobuf:"bytes,5,rep,name=curtailed,proto3" json:"curtailed,omitempty"`   // miners curtailed now
+	Stragglers    []string               `protobuf:"bytes,6,rep,name=stragglers,proto3" json:"stragglers,omitempty"` // miners that did not verify
+	Full          bool                   `protobuf:"varint,7,opt,name=full,proto3" json:"full,omitempty"`
+	Source        string                 `protobuf:"bytes,8,opt,name=source,proto3" json:"source,omitempty"` // cloud, local, schedule, rule:<id>
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CurtailStatus) Reset() {
+	*x = CurtailStatus{}
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CurtailStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CurtailStatus) ProtoMessage() {}
+
+func (x *CurtailStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CurtailStatus.ProtoReflect.Descriptor instead.
+func (*CurtailStatus) Descriptor() ([]byte, []int) {
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *CurtailStatus) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *CurtailStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *CurtailStatus) GetTargetKw() float64 {
+	if x != nil {
+		return x.TargetKw
+	}
+	return 0
+}
+
+func (x *CurtailStatus) GetAchievedKw() float64 {
+	if x != nil {
+		return x.AchievedKw
+	}
+	return 0
+}
+
+func (x *CurtailStatus) GetCurtailed() []string {
+	if x != nil {
+		return x.Curtailed
+	}
+	return nil
+}
+
+func (x *CurtailStatus) GetStragglers() []string {
+	if x != nil {
+		return x.Stragglers
+	}
+	return nil
+}
+
+func (x *CurtailStatus) GetFull() bool {
+	if x != nil {
+		return x.Full
+	}
+	return false
+}
+
+func (x *CurtailStatus) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
 // NodeMetrics is a snapshot of a node's own process, forwarded to the cloud as an EVENT_KIND_NODE_METRICS
 // event when the node runs with --forward-metrics (off by default). The cloud keeps the latest per node and
 // shows it in GET /api/v1/nodes. Zero means "not known" where the platform does not report a figure.
@@ -2376,7 +2788,7 @@ type NodeMetrics struct {
 
 func (x *NodeMetrics) Reset() {
 	*x = NodeMetrics{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[27]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2388,7 +2800,7 @@ func (x *NodeMetrics) String() string {
 func (*NodeMetrics) ProtoMessage() {}
 
 func (x *NodeMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[27]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2401,7 +2813,7 @@ func (x *NodeMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeMetrics.ProtoReflect.Descriptor instead.
 func (*NodeMetrics) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{27}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *NodeMetrics) GetAtUnixMs() int64 {
@@ -2493,7 +2905,7 @@ type EventBatch struct {
 
 func (x *EventBatch) Reset() {
 	*x = EventBatch{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[28]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2505,7 +2917,7 @@ func (x *EventBatch) String() string {
 func (*EventBatch) ProtoMessage() {}
 
 func (x *EventBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[28]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2518,7 +2930,7 @@ func (x *EventBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventBatch.ProtoReflect.Descriptor instead.
 func (*EventBatch) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{28}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *EventBatch) GetNodeId() string {
@@ -2561,7 +2973,7 @@ type HeartbeatPing struct {
 
 func (x *HeartbeatPing) Reset() {
 	*x = HeartbeatPing{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[29]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2573,7 +2985,7 @@ func (x *HeartbeatPing) String() string {
 func (*HeartbeatPing) ProtoMessage() {}
 
 func (x *HeartbeatPing) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[29]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2586,7 +2998,7 @@ func (x *HeartbeatPing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatPing.ProtoReflect.Descriptor instead.
 func (*HeartbeatPing) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{29}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *HeartbeatPing) GetNodeId() string {
@@ -2626,7 +3038,7 @@ type HeartbeatPong struct {
 
 func (x *HeartbeatPong) Reset() {
 	*x = HeartbeatPong{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[30]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2638,7 +3050,7 @@ func (x *HeartbeatPong) String() string {
 func (*HeartbeatPong) ProtoMessage() {}
 
 func (x *HeartbeatPong) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[30]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2651,7 +3063,7 @@ func (x *HeartbeatPong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatPong.ProtoReflect.Descriptor instead.
 func (*HeartbeatPong) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{30}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *HeartbeatPong) GetServerTimeUnixMs() int64 {
@@ -2673,7 +3085,7 @@ type HLC struct {
 
 func (x *HLC) Reset() {
 	*x = HLC{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[31]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2685,7 +3097,7 @@ func (x *HLC) String() string {
 func (*HLC) ProtoMessage() {}
 
 func (x *HLC) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[31]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2698,7 +3110,7 @@ func (x *HLC) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HLC.ProtoReflect.Descriptor instead.
 func (*HLC) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{31}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *HLC) GetWallMs() int64 {
@@ -2740,7 +3152,7 @@ type LocalCommand struct {
 
 func (x *LocalCommand) Reset() {
 	*x = LocalCommand{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[32]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2752,7 +3164,7 @@ func (x *LocalCommand) String() string {
 func (*LocalCommand) ProtoMessage() {}
 
 func (x *LocalCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[32]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2765,7 +3177,7 @@ func (x *LocalCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalCommand.ProtoReflect.Descriptor instead.
 func (*LocalCommand) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{32}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LocalCommand) GetCommandId() string {
@@ -2852,7 +3264,7 @@ type AuditRecord struct {
 
 func (x *AuditRecord) Reset() {
 	*x = AuditRecord{}
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[33]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2864,7 +3276,7 @@ func (x *AuditRecord) String() string {
 func (*AuditRecord) ProtoMessage() {}
 
 func (x *AuditRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_gateway_proto_msgTypes[33]
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2877,7 +3289,7 @@ func (x *AuditRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
 func (*AuditRecord) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{33}
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AuditRecord) GetCommandId() string {
@@ -3020,14 +3432,29 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\b \x01(\tR\x0eidempotencyKey\x12\x18\n" +
 	"\apayload\x18\t \x01(\fR\apayload\x12)\n" +
 	"\x11issued_at_unix_ms\x18\n" +
-	" \x01(\x03R\x0eissuedAtUnixMs\"\xe0\x02\n" +
+	" \x01(\x03R\x0eissuedAtUnixMs\"\xd3\x03\n" +
 	"\x0eCommandPayload\x12\x1b\n" +
 	"\tminer_ids\x18\x01 \x03(\tR\bminerIds\x12-\n" +
 	"\x04spec\x18\x02 \x01(\v2\x19.hashfleet.v1.CommandSpecR\x04spec\x12H\n" +
 	"\x10key_announcement\x18\x03 \x01(\v2\x1d.hashfleet.v1.KeyAnnouncementR\x0fkeyAnnouncement\x12B\n" +
 	"\x0ekey_revocation\x18\x04 \x01(\v2\x1b.hashfleet.v1.KeyRevocationR\rkeyRevocation\x12<\n" +
 	"\tdiscovery\x18\x05 \x01(\v2\x1e.hashfleet.v1.DiscoveryRequestR\tdiscovery\x126\n" +
-	"\apairing\x18\x06 \x01(\v2\x1c.hashfleet.v1.PairingRequestR\apairing\"\xde\x02\n" +
+	"\apairing\x18\x06 \x01(\v2\x1c.hashfleet.v1.PairingRequestR\apairing\x129\n" +
+	"\vsite_policy\x18\a \x01(\v2\x18.hashfleet.v1.SitePolicyR\n" +
+	"sitePolicy\x126\n" +
+	"\acurtail\x18\b \x01(\v2\x1c.hashfleet.v1.CurtailRequestR\acurtail\"U\n" +
+	"\n" +
+	"SitePolicy\x12\x12\n" +
+	"\x04body\x18\x01 \x01(\fR\x04body\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x1c\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\xb2\x01\n" +
+	"\x0eCurtailRequest\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x12\n" +
+	"\x04stop\x18\x02 \x01(\bR\x04stop\x12\x1b\n" +
+	"\ttarget_kw\x18\x03 \x01(\x01R\btargetKw\x12\x12\n" +
+	"\x04full\x18\x04 \x01(\bR\x04full\x12\x1b\n" +
+	"\tminer_ids\x18\x05 \x03(\tR\bminerIds\x12#\n" +
+	"\x0eend_at_unix_ms\x18\x06 \x01(\x03R\vendAtUnixMs\"\xde\x02\n" +
 	"\x10DiscoveryRequest\x12\x17\n" +
 	"\ascan_id\x18\x01 \x01(\tR\x06scanId\x12\x18\n" +
 	"\atargets\x18\x02 \x03(\tR\atargets\x12#\n" +
@@ -3067,7 +3494,7 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"\x11retire_at_unix_ms\x18\x03 \x01(\x03R\x0eretireAtUnixMs\"=\n" +
 	"\rKeyRevocation\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x15\n" +
-	"\x06key_id\x18\x02 \x01(\tR\x05keyId\"\xcd\x01\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\"\xee\x01\n" +
 	"\fControlHello\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
 	"\astandby\x18\x02 \x01(\bR\astandby\x12\x19\n" +
@@ -3075,7 +3502,9 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"\vlease_epoch\x18\x04 \x01(\x04R\n" +
 	"leaseEpoch\x12)\n" +
 	"\x10software_version\x18\x05 \x01(\tR\x0fsoftwareVersion\x12#\n" +
-	"\rsession_token\x18\x06 \x01(\tR\fsessionToken\"U\n" +
+	"\rsession_token\x18\x06 \x01(\tR\fsessionToken\x12\x1f\n" +
+	"\vgossip_addr\x18\a \x01(\tR\n" +
+	"gossipAddr\"U\n" +
 	"\rControlGoaway\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12,\n" +
 	"\x12reconnect_after_ms\x18\x02 \x01(\x03R\x10reconnectAfterMs\"\x98\x01\n" +
@@ -3131,12 +3560,23 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"leaseGrant\x12>\n" +
 	"\flease_denied\x18\x04 \x01(\v2\x19.hashfleet.v1.LeaseDeniedH\x00R\vleaseDenied\x125\n" +
 	"\thello_ack\x18\x05 \x01(\v2\x16.hashfleet.v1.HelloAckH\x00R\bhelloAckB\x05\n" +
-	"\x03msg\"\xab\x01\n" +
+	"\x03msg\"\xd7\x01\n" +
 	"\bHelloAck\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x19\n" +
 	"\bnext_seq\x18\x02 \x01(\x04R\anextSeq\x12;\n" +
 	"\fcommand_keys\x18\x03 \x03(\v2\x18.hashfleet.v1.CommandKeyR\vcommandKeys\x12.\n" +
-	"\adevices\x18\x04 \x03(\v2\x14.hashfleet.v1.DeviceR\adevices\"\x9e\x01\n" +
+	"\adevices\x18\x04 \x03(\v2\x14.hashfleet.v1.DeviceR\adevices\x12*\n" +
+	"\x04pair\x18\x05 \x01(\v2\x16.hashfleet.v1.PairInfoR\x04pair\"\xfd\x01\n" +
+	"\bPairInfo\x12\x17\n" +
+	"\apair_id\x18\x01 \x01(\tR\x06pairId\x12\x18\n" +
+	"\amembers\x18\x02 \x03(\tR\amembers\x12 \n" +
+	"\fpeer_node_id\x18\x03 \x01(\tR\n" +
+	"peerNodeId\x12(\n" +
+	"\x10peer_gossip_addr\x18\x04 \x01(\tR\x0epeerGossipAddr\x12*\n" +
+	"\x11pair_key_envelope\x18\x05 \x01(\fR\x0fpairKeyEnvelope\x12\x18\n" +
+	"\astandby\x18\x06 \x01(\bR\astandby\x12\x14\n" +
+	"\x05epoch\x18\a \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06holder\x18\b \x01(\tR\x06holder\"\x9e\x01\n" +
 	"\x0eTelemetryBatch\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\tbatch_seq\x18\x02 \x01(\x04R\bbatchSeq\x121\n" +
@@ -3145,7 +3585,7 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"\x03Ack\x12\x1b\n" +
 	"\tbatch_seq\x18\x01 \x01(\x04R\bbatchSeq\x12,\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x18.hashfleet.v1.ResultCodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\x9c\x04\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xe7\x04\n" +
 	"\x05Event\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x19\n" +
 	"\bminer_id\x18\x02 \x01(\tR\aminerId\x12+\n" +
@@ -3161,7 +3601,21 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"\x06device\x18\n" +
 	" \x01(\v2\x14.hashfleet.v1.DeviceR\x06device\x12,\n" +
 	"\x04scan\x18\v \x01(\v2\x18.hashfleet.v1.ScanReportR\x04scan\x12<\n" +
-	"\fnode_metrics\x18\f \x01(\v2\x19.hashfleet.v1.NodeMetricsR\vnodeMetrics\"\x98\x04\n" +
+	"\fnode_metrics\x18\f \x01(\v2\x19.hashfleet.v1.NodeMetricsR\vnodeMetrics\x125\n" +
+	"\acurtail\x18\r \x01(\v2\x1b.hashfleet.v1.CurtailStatusR\acurtail\x12\x12\n" +
+	"\x04rule\x18\x0e \x01(\tR\x04rule\"\xe8\x01\n" +
+	"\rCurtailStatus\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
+	"\ttarget_kw\x18\x03 \x01(\x01R\btargetKw\x12\x1f\n" +
+	"\vachieved_kw\x18\x04 \x01(\x01R\n" +
+	"achievedKw\x12\x1c\n" +
+	"\tcurtailed\x18\x05 \x03(\tR\tcurtailed\x12\x1e\n" +
+	"\n" +
+	"stragglers\x18\x06 \x03(\tR\n" +
+	"stragglers\x12\x12\n" +
+	"\x04full\x18\a \x01(\bR\x04full\x12\x16\n" +
+	"\x06source\x18\b \x01(\tR\x06source\"\x98\x04\n" +
 	"\vNodeMetrics\x12\x1c\n" +
 	"\n" +
 	"at_unix_ms\x18\x01 \x01(\x03R\batUnixMs\x12\x1f\n" +
@@ -3237,7 +3691,7 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"\x0eLEASE_OP_RENEW\x10\x02\x12\x14\n" +
 	"\x10LEASE_OP_PROMOTE\x10\x03\x12\x15\n" +
 	"\x11LEASE_OP_TRANSFER\x10\x04\x12\x14\n" +
-	"\x10LEASE_OP_RELEASE\x10\x05*\x83\x02\n" +
+	"\x10LEASE_OP_RELEASE\x10\x05*\xca\x02\n" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17EVENT_KIND_STATE_CHANGE\x10\x01\x12\x19\n" +
@@ -3247,7 +3701,11 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"\x15EVENT_KIND_DISCOVERED\x10\x05\x12\x1b\n" +
 	"\x17EVENT_KIND_NODE_METRICS\x10\x06\x12\x19\n" +
 	"\x15EVENT_KIND_RULE_FIRED\x10\a\x12\x13\n" +
-	"\x0fEVENT_KIND_SCAN\x10\b2\x88\x04\n" +
+	"\x0fEVENT_KIND_SCAN\x10\b\x12\x16\n" +
+	"\x12EVENT_KIND_CURTAIL\x10\t\x12\x14\n" +
+	"\x10EVENT_KIND_LEASE\x10\n" +
+	"\x12\x17\n" +
+	"\x13EVENT_KIND_CONFLICT\x10\v2\x88\x04\n" +
 	"\aGateway\x12C\n" +
 	"\x06Enroll\x12\x1b.hashfleet.v1.EnrollRequest\x1a\x1c.hashfleet.v1.EnrollResponse\x12L\n" +
 	"\tChallenge\x12\x1e.hashfleet.v1.ChallengeRequest\x1a\x1f.hashfleet.v1.ChallengeResponse\x12K\n" +
@@ -3270,7 +3728,7 @@ func file_hashfleet_v1_gateway_proto_rawDescGZIP() []byte {
 }
 
 var file_hashfleet_v1_gateway_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_hashfleet_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_hashfleet_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_hashfleet_v1_gateway_proto_goTypes = []any{
 	(LeaseOp)(0),                // 0: hashfleet.v1.LeaseOp
 	(EventKind)(0),              // 1: hashfleet.v1.EventKind
@@ -3283,100 +3741,108 @@ var file_hashfleet_v1_gateway_proto_goTypes = []any{
 	(*CommandKey)(nil),          // 8: hashfleet.v1.CommandKey
 	(*ControlCommand)(nil),      // 9: hashfleet.v1.ControlCommand
 	(*CommandPayload)(nil),      // 10: hashfleet.v1.CommandPayload
-	(*DiscoveryRequest)(nil),    // 11: hashfleet.v1.DiscoveryRequest
-	(*PairingRequest)(nil),      // 12: hashfleet.v1.PairingRequest
-	(*ScanReport)(nil),          // 13: hashfleet.v1.ScanReport
-	(*KeyAnnouncement)(nil),     // 14: hashfleet.v1.KeyAnnouncement
-	(*KeyRevocation)(nil),       // 15: hashfleet.v1.KeyRevocation
-	(*ControlHello)(nil),        // 16: hashfleet.v1.ControlHello
-	(*ControlGoaway)(nil),       // 17: hashfleet.v1.ControlGoaway
-	(*CommandAck)(nil),          // 18: hashfleet.v1.CommandAck
-	(*CommandResultReport)(nil), // 19: hashfleet.v1.CommandResultReport
-	(*LeaseRequest)(nil),        // 20: hashfleet.v1.LeaseRequest
-	(*LeaseGrant)(nil),          // 21: hashfleet.v1.LeaseGrant
-	(*LeaseDenied)(nil),         // 22: hashfleet.v1.LeaseDenied
-	(*NodeToCloud)(nil),         // 23: hashfleet.v1.NodeToCloud
-	(*CloudToNode)(nil),         // 24: hashfleet.v1.CloudToNode
-	(*HelloAck)(nil),            // 25: hashfleet.v1.HelloAck
-	(*TelemetryBatch)(nil),      // 26: hashfleet.v1.TelemetryBatch
-	(*Ack)(nil),                 // 27: hashfleet.v1.Ack
-	(*Event)(nil),               // 28: hashfleet.v1.Event
-	(*NodeMetrics)(nil),         // 29: hashfleet.v1.NodeMetrics
-	(*EventBatch)(nil),          // 30: hashfleet.v1.EventBatch
-	(*HeartbeatPing)(nil),       // 31: hashfleet.v1.HeartbeatPing
-	(*HeartbeatPong)(nil),       // 32: hashfleet.v1.HeartbeatPong
-	(*HLC)(nil),                 // 33: hashfleet.v1.HLC
-	(*LocalCommand)(nil),        // 34: hashfleet.v1.LocalCommand
-	(*AuditRecord)(nil),         // 35: hashfleet.v1.AuditRecord
-	nil,                         // 36: hashfleet.v1.NodeMetrics.MinersByStateEntry
-	(*CommandSpec)(nil),         // 37: hashfleet.v1.CommandSpec
-	(Protocol)(0),               // 38: hashfleet.v1.Protocol
-	(*Device)(nil),              // 39: hashfleet.v1.Device
-	(ResultCode)(0),             // 40: hashfleet.v1.ResultCode
-	(*MinerResult)(nil),         // 41: hashfleet.v1.MinerResult
-	(*Telemetry)(nil),           // 42: hashfleet.v1.Telemetry
-	(MinerState)(0),             // 43: hashfleet.v1.MinerState
+	(*SitePolicy)(nil),          // 11: hashfleet.v1.SitePolicy
+	(*CurtailRequest)(nil),      // 12: hashfleet.v1.CurtailRequest
+	(*DiscoveryRequest)(nil),    // 13: hashfleet.v1.DiscoveryRequest
+	(*PairingRequest)(nil),      // 14: hashfleet.v1.PairingRequest
+	(*ScanReport)(nil),          // 15: hashfleet.v1.ScanReport
+	(*KeyAnnouncement)(nil),     // 16: hashfleet.v1.KeyAnnouncement
+	(*KeyRevocation)(nil),       // 17: hashfleet.v1.KeyRevocation
+	(*ControlHello)(nil),        // 18: hashfleet.v1.ControlHello
+	(*ControlGoaway)(nil),       // 19: hashfleet.v1.ControlGoaway
+	(*CommandAck)(nil),          // 20: hashfleet.v1.CommandAck
+	(*CommandResultReport)(nil), // 21: hashfleet.v1.CommandResultReport
+	(*LeaseRequest)(nil),        // 22: hashfleet.v1.LeaseRequest
+	(*LeaseGrant)(nil),          // 23: hashfleet.v1.LeaseGrant
+	(*LeaseDenied)(nil),         // 24: hashfleet.v1.LeaseDenied
+	(*NodeToCloud)(nil),         // 25: hashfleet.v1.NodeToCloud
+	(*CloudToNode)(nil),         // 26: hashfleet.v1.CloudToNode
+	(*HelloAck)(nil),            // 27: hashfleet.v1.HelloAck
+	(*PairInfo)(nil),            // 28: hashfleet.v1.PairInfo
+	(*TelemetryBatch)(nil),      // 29: hashfleet.v1.TelemetryBatch
+	(*Ack)(nil),                 // 30: hashfleet.v1.Ack
+	(*Event)(nil),               // 31: hashfleet.v1.Event
+	(*CurtailStatus)(nil),       // 32: hashfleet.v1.CurtailStatus
+	(*NodeMetrics)(nil),         // 33: hashfleet.v1.NodeMetrics
+	(*EventBatch)(nil),          // 34: hashfleet.v1.EventBatch
+	(*HeartbeatPing)(nil),       // 35: hashfleet.v1.HeartbeatPing
+	(*HeartbeatPong)(nil),       // 36: hashfleet.v1.HeartbeatPong
+	(*HLC)(nil),                 // 37: hashfleet.v1.HLC
+	(*LocalCommand)(nil),        // 38: hashfleet.v1.LocalCommand
+	(*AuditRecord)(nil),         // 39: hashfleet.v1.AuditRecord
+	nil,                         // 40: hashfleet.v1.NodeMetrics.MinersByStateEntry
+	(*CommandSpec)(nil),         // 41: hashfleet.v1.CommandSpec
+	(Protocol)(0),               // 42: hashfleet.v1.Protocol
+	(*Device)(nil),              // 43: hashfleet.v1.Device
+	(ResultCode)(0),             // 44: hashfleet.v1.ResultCode
+	(*MinerResult)(nil),         // 45: hashfleet.v1.MinerResult
+	(*Telemetry)(nil),           // 46: hashfleet.v1.Telemetry
+	(MinerState)(0),             // 47: hashfleet.v1.MinerState
 }
 var file_hashfleet_v1_gateway_proto_depIdxs = []int32{
 	8,  // 0: hashfleet.v1.EnrollResponse.command_keys:type_name -> hashfleet.v1.CommandKey
-	37, // 1: hashfleet.v1.CommandPayload.spec:type_name -> hashfleet.v1.CommandSpec
-	14, // 2: hashfleet.v1.CommandPayload.key_announcement:type_name -> hashfleet.v1.KeyAnnouncement
-	15, // 3: hashfleet.v1.CommandPayload.key_revocation:type_name -> hashfleet.v1.KeyRevocation
-	11, // 4: hashfleet.v1.CommandPayload.discovery:type_name -> hashfleet.v1.DiscoveryRequest
-	12, // 5: hashfleet.v1.CommandPayload.pairing:type_name -> hashfleet.v1.PairingRequest
-	38, // 6: hashfleet.v1.DiscoveryRequest.protocols:type_name -> hashfleet.v1.Protocol
-	39, // 7: hashfleet.v1.PairingRequest.devices:type_name -> hashfleet.v1.Device
-	39, // 8: hashfleet.v1.ScanReport.found:type_name -> hashfleet.v1.Device
-	8,  // 9: hashfleet.v1.KeyAnnouncement.key:type_name -> hashfleet.v1.CommandKey
-	40, // 10: hashfleet.v1.CommandAck.code:type_name -> hashfleet.v1.ResultCode
-	41, // 11: hashfleet.v1.CommandResultReport.results:type_name -> hashfleet.v1.MinerResult
-	0,  // 12: hashfleet.v1.LeaseRequest.op:type_name -> hashfleet.v1.LeaseOp
-	16, // 13: hashfleet.v1.NodeToCloud.hello:type_name -> hashfleet.v1.ControlHello
-	18, // 14: hashfleet.v1.NodeToCloud.ack:type_name -> hashfleet.v1.CommandAck
-	19, // 15: hashfleet.v1.NodeToCloud.result:type_name -> hashfleet.v1.CommandResultReport
-	20, // 16: hashfleet.v1.NodeToCloud.lease_request:type_name -> hashfleet.v1.LeaseRequest
-	9,  // 17: hashfleet.v1.CloudToNode.command:type_name -> hashfleet.v1.ControlCommand
-	17, // 18: hashfleet.v1.CloudToNode.goaway:type_name -> hashfleet.v1.ControlGoaway
-	21, // 19: hashfleet.v1.CloudToNode.lease_grant:type_name -> hashfleet.v1.LeaseGrant
-	22, // 20: hashfleet.v1.CloudToNode.lease_denied:type_name -> hashfleet.v1.LeaseDenied
-	25, // 21: hashfleet.v1.CloudToNode.hello_ack:type_name -> hashfleet.v1.HelloAck
-	8,  // 22: hashfleet.v1.HelloAck.command_keys:type_name -> hashfleet.v1.CommandKey
-	39, // 23: hashfleet.v1.HelloAck.devices:type_name -> hashfleet.v1.Device
-	42, // 24: hashfleet.v1.TelemetryBatch.samples:type_name -> hashfleet.v1.Telemetry
-	40, // 25: hashfleet.v1.Ack.code:type_name -> hashfleet.v1.ResultCode
-	1,  // 26: hashfleet.v1.Event.kind:type_name -> hashfleet.v1.EventKind
-	43, // 27: hashfleet.v1.Event.from_state:type_name -> hashfleet.v1.MinerState
-	43, // 28: hashfleet.v1.Event.to_state:type_name -> hashfleet.v1.MinerState
-	35, // 29: hashfleet.v1.Event.audit:type_name -> hashfleet.v1.AuditRecord
-	34, // 30: hashfleet.v1.Event.local_command:type_name -> hashfleet.v1.LocalCommand
-	39, // 31: hashfleet.v1.Event.device:type_name -> hashfleet.v1.Device
-	13, // 32: hashfleet.v1.Event.scan:type_name -> hashfleet.v1.ScanReport
-	29, // 33: hashfleet.v1.Event.node_metrics:type_name -> hashfleet.v1.NodeMetrics
-	36, // 34: hashfleet.v1.NodeMetrics.miners_by_state:type_name -> hashfleet.v1.NodeMetrics.MinersByStateEntry
-	28, // 35: hashfleet.v1.EventBatch.events:type_name -> hashfleet.v1.Event
-	33, // 36: hashfleet.v1.LocalCommand.hlc:type_name -> hashfleet.v1.HLC
-	37, // 37: hashfleet.v1.LocalCommand.spec:type_name -> hashfleet.v1.CommandSpec
-	41, // 38: hashfleet.v1.LocalCommand.results:type_name -> hashfleet.v1.MinerResult
-	40, // 39: hashfleet.v1.AuditRecord.code:type_name -> hashfleet.v1.ResultCode
-	2,  // 40: hashfleet.v1.Gateway.Enroll:input_type -> hashfleet.v1.EnrollRequest
-	4,  // 41: hashfleet.v1.Gateway.Challenge:input_type -> hashfleet.v1.ChallengeRequest
-	6,  // 42: hashfleet.v1.Gateway.OpenSession:input_type -> hashfleet.v1.OpenSessionRequest
-	23, // 43: hashfleet.v1.Gateway.ControlStream:input_type -> hashfleet.v1.NodeToCloud
-	26, // 44: hashfleet.v1.Gateway.UploadTelemetry:input_type -> hashfleet.v1.TelemetryBatch
-	30, // 45: hashfleet.v1.Gateway.UploadEvents:input_type -> hashfleet.v1.EventBatch
-	31, // 46: hashfleet.v1.Gateway.Heartbeat:input_type -> hashfleet.v1.HeartbeatPing
-	3,  // 47: hashfleet.v1.Gateway.Enroll:output_type -> hashfleet.v1.EnrollResponse
-	5,  // 48: hashfleet.v1.Gateway.Challenge:output_type -> hashfleet.v1.ChallengeResponse
-	7,  // 49: hashfleet.v1.Gateway.OpenSession:output_type -> hashfleet.v1.SessionToken
-	24, // 50: hashfleet.v1.Gateway.ControlStream:output_type -> hashfleet.v1.CloudToNode
-	27, // 51: hashfleet.v1.Gateway.UploadTelemetry:output_type -> hashfleet.v1.Ack
-	27, // 52: hashfleet.v1.Gateway.UploadEvents:output_type -> hashfleet.v1.Ack
-	32, // 53: hashfleet.v1.Gateway.Heartbeat:output_type -> hashfleet.v1.HeartbeatPong
-	47, // [47:54] is the sub-list for method output_type
-	40, // [40:47] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	41, // 1: hashfleet.v1.CommandPayload.spec:type_name -> hashfleet.v1.CommandSpec
+	16, // 2: hashfleet.v1.CommandPayload.key_announcement:type_name -> hashfleet.v1.KeyAnnouncement
+	17, // 3: hashfleet.v1.CommandPayload.key_revocation:type_name -> hashfleet.v1.KeyRevocation
+	13, // 4: hashfleet.v1.CommandPayload.discovery:type_name -> hashfleet.v1.DiscoveryRequest
+	14, // 5: hashfleet.v1.CommandPayload.pairing:type_name -> hashfleet.v1.PairingRequest
+	11, // 6: hashfleet.v1.CommandPayload.site_policy:type_name -> hashfleet.v1.SitePolicy
+	12, // 7: hashfleet.v1.CommandPayload.curtail:type_name -> hashfleet.v1.CurtailRequest
+	42, // 8: hashfleet.v1.DiscoveryRequest.protocols:type_name -> hashfleet.v1.Protocol
+	43, // 9: hashfleet.v1.PairingRequest.devices:type_name -> hashfleet.v1.Device
+	43, // 10: hashfleet.v1.ScanReport.found:type_name -> hashfleet.v1.Device
+	8,  // 11: hashfleet.v1.KeyAnnouncement.key:type_name -> hashfleet.v1.CommandKey
+	44, // 12: hashfleet.v1.CommandAck.code:type_name -> hashfleet.v1.ResultCode
+	45, // 13: hashfleet.v1.CommandResultReport.results:type_name -> hashfleet.v1.MinerResult
+	0,  // 14: hashfleet.v1.LeaseRequest.op:type_name -> hashfleet.v1.LeaseOp
+	18, // 15: hashfleet.v1.NodeToCloud.hello:type_name -> hashfleet.v1.ControlHello
+	20, // 16: hashfleet.v1.NodeToCloud.ack:type_name -> hashfleet.v1.CommandAck
+	21, // 17: hashfleet.v1.NodeToCloud.result:type_name -> hashfleet.v1.CommandResultReport
+	22, // 18: hashfleet.v1.NodeToCloud.lease_request:type_name -> hashfleet.v1.LeaseRequest
+	9,  // 19: hashfleet.v1.CloudToNode.command:type_name -> hashfleet.v1.ControlCommand
+	19, // 20: hashfleet.v1.CloudToNode.goaway:type_name -> hashfleet.v1.ControlGoaway
+	23, // 21: hashfleet.v1.CloudToNode.lease_grant:type_name -> hashfleet.v1.LeaseGrant
+	24, // 22: hashfleet.v1.CloudToNode.lease_denied:type_name -> hashfleet.v1.LeaseDenied
+	27, // 23: hashfleet.v1.CloudToNode.hello_ack:type_name -> hashfleet.v1.HelloAck
+	8,  // 24: hashfleet.v1.HelloAck.command_keys:type_name -> hashfleet.v1.CommandKey
+	43, // 25: hashfleet.v1.HelloAck.devices:type_name -> hashfleet.v1.Device
+	28, // 26: hashfleet.v1.HelloAck.pair:type_name -> hashfleet.v1.PairInfo
+	46, // 27: hashfleet.v1.TelemetryBatch.samples:type_name -> hashfleet.v1.Telemetry
+	44, // 28: hashfleet.v1.Ack.code:type_name -> hashfleet.v1.ResultCode
+	1,  // 29: hashfleet.v1.Event.kind:type_name -> hashfleet.v1.EventKind
+	47, // 30: hashfleet.v1.Event.from_state:type_name -> hashfleet.v1.MinerState
+	47, // 31: hashfleet.v1.Event.to_state:type_name -> hashfleet.v1.MinerState
+	39, // 32: hashfleet.v1.Event.audit:type_name -> hashfleet.v1.AuditRecord
+	38, // 33: hashfleet.v1.Event.local_command:type_name -> hashfleet.v1.LocalCommand
+	43, // 34: hashfleet.v1.Event.device:type_name -> hashfleet.v1.Device
+	15, // 35: hashfleet.v1.Event.scan:type_name -> hashfleet.v1.ScanReport
+	33, // 36: hashfleet.v1.Event.node_metrics:type_name -> hashfleet.v1.NodeMetrics
+	32, // 37: hashfleet.v1.Event.curtail:type_name -> hashfleet.v1.CurtailStatus
+	40, // 38: hashfleet.v1.NodeMetrics.miners_by_state:type_name -> hashfleet.v1.NodeMetrics.MinersByStateEntry
+	31, // 39: hashfleet.v1.EventBatch.events:type_name -> hashfleet.v1.Event
+	37, // 40: hashfleet.v1.LocalCommand.hlc:type_name -> hashfleet.v1.HLC
+	41, // 41: hashfleet.v1.LocalCommand.spec:type_name -> hashfleet.v1.CommandSpec
+	45, // 42: hashfleet.v1.LocalCommand.results:type_name -> hashfleet.v1.MinerResult
+	44, // 43: hashfleet.v1.AuditRecord.code:type_name -> hashfleet.v1.ResultCode
+	2,  // 44: hashfleet.v1.Gateway.Enroll:input_type -> hashfleet.v1.EnrollRequest
+	4,  // 45: hashfleet.v1.Gateway.Challenge:input_type -> hashfleet.v1.ChallengeRequest
+	6,  // 46: hashfleet.v1.Gateway.OpenSession:input_type -> hashfleet.v1.OpenSessionRequest
+	25, // 47: hashfleet.v1.Gateway.ControlStream:input_type -> hashfleet.v1.NodeToCloud
+	29, // 48: hashfleet.v1.Gateway.UploadTelemetry:input_type -> hashfleet.v1.TelemetryBatch
+	34, // 49: hashfleet.v1.Gateway.UploadEvents:input_type -> hashfleet.v1.EventBatch
+	35, // 50: hashfleet.v1.Gateway.Heartbeat:input_type -> hashfleet.v1.HeartbeatPing
+	3,  // 51: hashfleet.v1.Gateway.Enroll:output_type -> hashfleet.v1.EnrollResponse
+	5,  // 52: hashfleet.v1.Gateway.Challenge:output_type -> hashfleet.v1.ChallengeResponse
+	7,  // 53: hashfleet.v1.Gateway.OpenSession:output_type -> hashfleet.v1.SessionToken
+	26, // 54: hashfleet.v1.Gateway.ControlStream:output_type -> hashfleet.v1.CloudToNode
+	30, // 55: hashfleet.v1.Gateway.UploadTelemetry:output_type -> hashfleet.v1.Ack
+	30, // 56: hashfleet.v1.Gateway.UploadEvents:output_type -> hashfleet.v1.Ack
+	36, // 57: hashfleet.v1.Gateway.Heartbeat:output_type -> hashfleet.v1.HeartbeatPong
+	51, // [51:58] is the sub-list for method output_type
+	44, // [44:51] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_hashfleet_v1_gateway_proto_init() }
@@ -3385,13 +3851,13 @@ func file_hashfleet_v1_gateway_proto_init() {
 		return
 	}
 	file_hashfleet_v1_common_proto_init()
-	file_hashfleet_v1_gateway_proto_msgTypes[21].OneofWrappers = []any{
+	file_hashfleet_v1_gateway_proto_msgTypes[23].OneofWrappers = []any{
 		(*NodeToCloud_Hello)(nil),
 		(*NodeToCloud_Ack)(nil),
 		(*NodeToCloud_Result)(nil),
 		(*NodeToCloud_LeaseRequest)(nil),
 	}
-	file_hashfleet_v1_gateway_proto_msgTypes[22].OneofWrappers = []any{
+	file_hashfleet_v1_gateway_proto_msgTypes[24].OneofWrappers = []any{
 		(*CloudToNode_Command)(nil),
 		(*CloudToNode_Goaway)(nil),
 		(*CloudToNode_LeaseGrant)(nil),
@@ -3404,7 +3870,7 @@ func file_hashfleet_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hashfleet_v1_gateway_proto_rawDesc), len(file_hashfleet_v1_gateway_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   35,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
