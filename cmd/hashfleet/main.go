@@ -26,6 +26,7 @@ var commands = map[string]command{
 	"server":   {"the cloud server of split mode: API/UI and the TLS gateway nodes dial", runServer},
 	"node":     {"a fleet node of split mode: enroll, run, status", runNode},
 	"bench":    {"fleet-scale benchmark suites (poll, baseline) against simulated miners", runBench},
+	"ctl":      {"operator CLI over the API: miners, bulk commands and discovery with progress", runCtl},
 	"store":    {"read-only look at a node's or server's Badger store (store inspect)", runStore},
 }
 
