@@ -232,3 +232,48 @@ func pollUntil[T any](ctx context.Context, o CtlOptions, poll func(context.Conte
 		timer.Reset(o.PollInterval)
 	}
 }
+
+// CtlKeys lists the org's command-issuance keys.
+func CtlKeys(ctx context.Context, o CtlOptions) error {
+	o = o.withDefaults()
+	keys, err := o.Client.Keys(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tSTATE\tFINGERPRINT\tVALID FROM\tRETIRE AFTER")
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.KeyID, k.State, k.Fingerprint, fmtTime(k.ValidFrom), fmtTime(k.RetireAfter))
+	}
+	return tw.Flush()
+}
+
+// CtlRotateKey makes a new active key and says which nodes were sent the signed announcement.
+func CtlRotateKey(ctx context.Context, o CtlOptions, overlap time.Duration) error {
+	o = o.withDefaults()
+	ch, err := o.Client.RotateKey(ctx, overlap)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "new active key %s, announced with %s (retired at %s) to %d nodes: %s\n", ch.KeyID, ch.SignerKeyID,
+		fmtTime(ch.RetireAt), len(ch.Nodes), strings.Join(ch.Nodes, ", "))
+	return nil
+}
+
+// CtlRevokeKey revokes a key for good.
+func CtlRevokeKey(ctx context.Context, o CtlOptions, keyID string) error {
+	o = o.withDefaults()
+	ch, err := o.Client.RevokeKey(ctx, keyID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "revoked %s; revocation sent to %d nodes: %s\n", ch.KeyID, len(ch.Nodes), strings.Join(ch.Nodes, ", "))
+	return nil
+}
+
+func fmtTime(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}

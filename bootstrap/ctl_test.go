@@ -116,3 +116,49 @@ func TestCtlDiscoverShowsProgress(t *testing.T) {
 		t.Fatalf("summary:\n%s", out)
 	}
 }
+
+// TestCtlKeyLifecycle rotates the org key through `ctl keys`, waits for the split-mode node to trust the
+// new key, lists both, revokes the old one, and sees commands still run under the new key.
+func TestCtlKeyLifecycle(t *testing.T) {
+	s := startSplit(t, splitOpts{})
+	cl, err := apiclient.New(s.base, testToken, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &bytes.Buffer{}
+	o := CtlOptions{Client: cl, Out: out}
+	ctx := context.Background()
+	before, err := cl.Keys(ctx)
+	if err != nil || len(before) != 1 {
+		t.Fatalf("keys before: %v %v", before, err)
+	}
+	old := before[0].KeyID
+	if err := CtlRotateKey(ctx, o, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := cl.Keys(ctx)
+	var fresh string
+	for _, k := range after {
+		if k.KeyID != old {
+			fresh = k.KeyID
+		}
+	}
+	if len(after) != 2 || fresh == "" || !strings.Contains(out.String(), "new active key "+fresh) || !strings.Contains(out.String(), s.nodeID) {
+		t.Fatalf("after rotation: %+v\n%s", after, out)
+	}
+	waitFor(t, 10*time.Second, "the node to trust the new key", func() bool { return s.nodeTrust(fresh) == "trusted" })
+	out.Reset()
+	if err := CtlKeys(ctx, o); err != nil || !strings.Contains(out.String(), old) || !strings.Contains(out.String(), fresh) {
+		t.Fatalf("keys list: %v\n%s", err, out)
+	}
+	out.Reset()
+	if err := CtlRevokeKey(ctx, o, old); err != nil || !strings.Contains(out.String(), "revoked "+old) {
+		t.Fatalf("revoke: %v\n%s", err, out)
+	}
+	var apiErr *apiclient.Error
+	if err := CtlRevokeKey(ctx, o, "default/k_nosuchkey"); !errors.As(err, &apiErr) || apiErr.Status != 404 {
+		t.Fatalf("revoke unknown key: %v", err)
+	}
+	s.waitMining(3)
+	s.waitCommand(s.command("reboot", "sim-1"), "succeeded")
+}

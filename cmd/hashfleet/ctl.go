@@ -35,6 +35,7 @@ subcommands:
                --miners ID,ID,…   or   --all [--state S] [--search Q]   (every matching miner)
                --power-w W, --idempotency-key K, --no-wait
              exits 1 unless every miner succeeded
+  keys       the org's command-issuance keys: keys list | keys rotate [--overlap D] | keys revoke KEY_ID
   discover   scan a node's LAN and follow its progress: --node N --targets CIDR|IP|A-B[,…] [--protocols p,…]
 
 common flags (before or after the subcommand's own):`
@@ -57,8 +58,10 @@ func runCtl(ctx context.Context, args []string) error {
 		return ctlCommand(ctx, rest)
 	case "discover":
 		return ctlDiscover(ctx, rest)
+	case "keys":
+		return ctlKeys(ctx, rest)
 	}
-	return fmt.Errorf("unknown ctl subcommand %q: want miners, command or discover", sub)
+	return fmt.Errorf("unknown ctl subcommand %q: want miners, command, discover or keys", sub)
 }
 
 type ctlCommon struct {
@@ -195,4 +198,40 @@ func ctlDiscover(ctx context.Context, args []string) error {
 	}
 	_, err = bootstrap.CtlDiscover(ctx, o, req)
 	return err
+}
+
+func ctlKeys(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return errors.New("keys: want list, rotate or revoke KEY_ID")
+	}
+	var common ctlCommon
+	var overlap time.Duration
+	op, rest := args[0], args[1:]
+	var keyID string
+	if op == "revoke" {
+		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+			return errors.New("keys revoke: name the key id (see keys list)")
+		}
+		keyID, rest = rest[0], rest[1:]
+	}
+	if err := parseCtl("keys "+op, rest, &common, func(fs *flag.FlagSet) {
+		if op == "rotate" {
+			fs.DurationVar(&overlap, "overlap", 0, "how long the old key stays valid (default the server's, 24h)")
+		}
+	}); err != nil {
+		return err
+	}
+	o, err := common.options()
+	if err != nil {
+		return err
+	}
+	switch op {
+	case "list":
+		return bootstrap.CtlKeys(ctx, o)
+	case "rotate":
+		return bootstrap.CtlRotateKey(ctx, o, overlap)
+	case "revoke":
+		return bootstrap.CtlRevokeKey(ctx, o, keyID)
+	}
+	return fmt.Errorf("keys: unknown operation %q: want list, rotate or revoke", op)
 }

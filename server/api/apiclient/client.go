@@ -332,3 +332,52 @@ func (c *Client) Discovery(ctx context.Context, id string) (Scan, error) {
 	var out Scan
 	return out, c.Do(ctx, http.MethodGet, "/api/v1/discovery/"+url.PathEscape(id), nil, &out)
 }
+
+// Key is one org command-issuance key of GET /api/v1/keys.
+type Key struct {
+	KeyID       string     `json:"key_id"`
+	State       string     `json:"state"`
+	PublicKey   string     `json:"public_key"`
+	Fingerprint string     `json:"fingerprint"`
+	ValidFrom   *time.Time `json:"valid_from"`
+	RetireAfter *time.Time `json:"retire_after"`
+	Revoked     bool       `json:"revoked"`
+}
+
+// KeyChange answers a rotation or a revocation: the key made or revoked and the nodes told.
+type KeyChange struct {
+	KeyID       string     `json:"key_id"`
+	SignerKeyID string     `json:"signer_key_id,omitempty"`
+	RetireAt    *time.Time `json:"retire_at,omitempty"`
+	Nodes       []string   `json:"nodes"`
+}
+
+// Keys lists the org's command keys.
+func (c *Client) Keys(ctx context.Context) ([]Key, error) {
+	var out struct {
+		Keys []Key `json:"keys"`
+	}
+	return out.Keys, c.Do(ctx, http.MethodGet, "/api/v1/keys", nil, &out)
+}
+
+// RotateKey makes a new active key; the old one stays valid for overlap (0: the server's default).
+func (c *Client) RotateKey(ctx context.Context, overlap time.Duration) (KeyChange, error) {
+	var out KeyChange
+	body := map[string]int64{}
+	if overlap > 0 {
+		body["overlap_s"] = int64(overlap / time.Second)
+	}
+	return out, c.Do(ctx, http.MethodPost, "/api/v1/keys/rotate", body, &out)
+}
+
+// RevokeKey revokes a key for good. keyID may be given with its org prefix ("<org>/k_…") or without.
+func (c *Client) RevokeKey(ctx context.Context, keyID string) (KeyChange, error) {
+	var out KeyChange
+	if i := strings.LastIndexByte(keyID, '/'); i >= 0 {
+		keyID = keyID[i+1:]
+	}
+	if keyID == "" {
+		return out, errors.New("revoke key: empty key id")
+	}
+	return out, c.Do(ctx, http.MethodPost, "/api/v1/keys/"+url.PathEscape(keyID)+"/revoke", nil, &out)
+}
