@@ -93,6 +93,8 @@ const (
 	Protocol_PROTOCOL_CGMINER     Protocol = 1 // CGMiner API, TCP 4028
 	Protocol_PROTOCOL_ANTMINER    Protocol = 2 // CGMiner API for reads + Antminer web CGI for writes
 	Protocol_PROTOCOL_PROTO       Protocol = 3 // Proto rig MDK REST
+	Protocol_PROTOCOL_WHATSMINER  Protocol = 4 // Whatsminer API v2 (TCP 4028, AES envelope for writes) or v3 (TCP 4433)
+	Protocol_PROTOCOL_BRAIINS     Protocol = 5 // Braiins OS: gRPC public API (50051) for writes + CGMiner API (4028) for reads
 )
 
 // Enum value maps for Protocol.
@@ -102,12 +104,16 @@ var (
 		1: "PROTOCOL_CGMINER",
 		2: "PROTOCOL_ANTMINER",
 		3: "PROTOCOL_PROTO",
+		4: "PROTOCOL_WHATSMINER",
+		5: "PROTOCOL_BRAIINS",
 	}
 	Protocol_value = map[string]int32{
 		"PROTOCOL_UNSPECIFIED": 0,
 		"PROTOCOL_CGMINER":     1,
 		"PROTOCOL_ANTMINER":    2,
 		"PROTOCOL_PROTO":       3,
+		"PROTOCOL_WHATSMINER":  4,
+		"PROTOCOL_BRAIINS":     5,
 	}
 )
 
@@ -153,6 +159,13 @@ const (
 	Action_ACTION_UPDATE_POOLS     Action = 8
 	Action_ACTION_GET_POOLS        Action = 9
 	Action_ACTION_GET_ERRORS       Action = 10
+	Action_ACTION_FIRMWARE_UPDATE  Action = 11 // spec.firmware names the image; the node fetches it over Artifacts
+	Action_ACTION_FIRMWARE_STATUS  Action = 12 // read the running firmware version
+	Action_ACTION_GET_COOLING      Action = 14 // read the cooling mode
+	Action_ACTION_SET_COOLING      Action = 15 // params cooling_mode: auto | manual (params fan_pwm 0..100) | immersion (fans off)
+	Action_ACTION_DOWNLOAD_LOGS    Action = 16 // the node fetches the miner's logs, bundles them and puts the bundle (Artifacts.Put)
+	Action_ACTION_UPDATE_PASSWORD  Action = 13 // rotate the miner's login: the new one sealed in spec.sealed, purpose "miner-login-new"
+	Action_ACTION_TRANSFER         Action = 17 // hand the device to another node: re-seal spec.sealed to params to_node/to_credential_key, hand a Proto rig to to_miner_signing_key
 )
 
 // Enum value maps for Action.
@@ -169,6 +182,13 @@ var (
 		8:  "ACTION_UPDATE_POOLS",
 		9:  "ACTION_GET_POOLS",
 		10: "ACTION_GET_ERRORS",
+		11: "ACTION_FIRMWARE_UPDATE",
+		12: "ACTION_FIRMWARE_STATUS",
+		14: "ACTION_GET_COOLING",
+		15: "ACTION_SET_COOLING",
+		16: "ACTION_DOWNLOAD_LOGS",
+		13: "ACTION_UPDATE_PASSWORD",
+		17: "ACTION_TRANSFER",
 	}
 	Action_value = map[string]int32{
 		"ACTION_UNSPECIFIED":      0,
@@ -182,6 +202,13 @@ var (
 		"ACTION_UPDATE_POOLS":     8,
 		"ACTION_GET_POOLS":        9,
 		"ACTION_GET_ERRORS":       10,
+		"ACTION_FIRMWARE_UPDATE":  11,
+		"ACTION_FIRMWARE_STATUS":  12,
+		"ACTION_GET_COOLING":      14,
+		"ACTION_SET_COOLING":      15,
+		"ACTION_DOWNLOAD_LOGS":    16,
+		"ACTION_UPDATE_PASSWORD":  13,
+		"ACTION_TRANSFER":         17,
 	}
 )
 
@@ -236,6 +263,7 @@ const (
 	ResultCode_RESULT_CODE_FENCED            ResultCode = 17 // node self-fenced, no miner writes allowed
 	ResultCode_RESULT_CODE_NEEDS_CREDENTIALS ResultCode = 18 // pairing: the device wants credentials and none (or only the defaults) were given
 	ResultCode_RESULT_CODE_WRONG_CREDENTIALS ResultCode = 19 // pairing: the device refused the credentials given
+	ResultCode_RESULT_CODE_INTERRUPTED       ResultCode = 20 // warm-standby pair: the holder that ran it lost the lease (failover) before a result; never re-run
 )
 
 // Enum value maps for ResultCode.
@@ -261,6 +289,7 @@ var (
 		17: "RESULT_CODE_FENCED",
 		18: "RESULT_CODE_NEEDS_CREDENTIALS",
 		19: "RESULT_CODE_WRONG_CREDENTIALS",
+		20: "RESULT_CODE_INTERRUPTED",
 	}
 	ResultCode_value = map[string]int32{
 		"RESULT_CODE_UNSPECIFIED":       0,
@@ -283,6 +312,7 @@ var (
 		"RESULT_CODE_FENCED":            17,
 		"RESULT_CODE_NEEDS_CREDENTIALS": 18,
 		"RESULT_CODE_WRONG_CREDENTIALS": 19,
+		"RESULT_CODE_INTERRUPTED":       20,
 	}
 )
 
@@ -690,11 +720,19 @@ func (x *Telemetry) GetPollLatencyUs() int64 {
 
 // CommandSpec is what to do; the same spec goes to every miner a command names.
 type CommandSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Action        Action                 `protobuf:"varint,1,opt,name=action,proto3,enum=hashfleet.v1.Action" json:"action,omitempty"`
-	PowerTargetW  float64                `protobuf:"fixed64,2,opt,name=power_target_w,json=powerTargetW,proto3" json:"power_target_w,omitempty"`
-	Pools         []*Pool                `protobuf:"bytes,3,rep,name=pools,proto3" json:"pools,omitempty"`
-	Params        map[string]string      `protobuf:"bytes,4,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Action       Action                 `protobuf:"varint,1,opt,name=action,proto3,enum=hashfleet.v1.Action" json:"action,omitempty"`
+	PowerTargetW float64                `protobuf:"fixed64,2,opt,name=power_target_w,json=powerTargetW,proto3" json:"power_target_w,omitempty"`
+	Pools        []*Pool                `protobuf:"bytes,3,rep,name=pools,proto3" json:"pools,omitempty"`
+	Params       map[string]string      `protobuf:"bytes,4,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// sealed carries the secrets of the spec (update_pools' pool passwords), one per (owning node, miner,
+	// purpose), as messages/sealing envelopes: the cloud seals each password at the API to every node that owns
+	// the miner (both members of a warm-standby pair) and keeps only these; pools[].password is then empty. The
+	// node opens its own just in time in the miner command path and never stores the plaintext.
+	Sealed []*SealedSecret `protobuf:"bytes,5,rep,name=sealed,proto3" json:"sealed,omitempty"`
+	// firmware is the image of ACTION_FIRMWARE_UPDATE: an artifact the node fetches (gateway Artifacts.Fetch,
+	// bound to the command id) and checks against sha256 before the miner sees a byte.
+	Firmware      *ArtifactRef `protobuf:"bytes,6,opt,name=firmware,proto3" json:"firmware,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -757,6 +795,143 @@ func (x *CommandSpec) GetParams() map[string]string {
 	return nil
 }
 
+func (x *CommandSpec) GetSealed() []*SealedSecret {
+	if x != nil {
+		return x.Sealed
+	}
+	return nil
+}
+
+func (x *CommandSpec) GetFirmware() *ArtifactRef {
+	if x != nil {
+		return x.Firmware
+	}
+	return nil
+}
+
+// ArtifactRef names an artifact in a command: its content address and size.
+type ArtifactRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sha256        string                 `protobuf:"bytes,1,opt,name=sha256,proto3" json:"sha256,omitempty"` // lower-case hex
+	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"` // informational (file name shown to operators)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArtifactRef) Reset() {
+	*x = ArtifactRef{}
+	mi := &file_hashfleet_v1_common_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArtifactRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArtifactRef) ProtoMessage() {}
+
+func (x *ArtifactRef) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfleet_v1_common_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArtifactRef.ProtoReflect.Descriptor instead.
+func (*ArtifactRef) Descriptor() ([]byte, []int) {
+	return file_hashfleet_v1_common_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ArtifactRef) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *ArtifactRef) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ArtifactRef) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// SealedSecret is one secret of a command for one miner, sealed to one node: envelope is a messages/sealing
+// binary envelope bound to (node, miner_id, purpose), e.g. purpose "pool-password/0" for the first pool.
+type SealedSecret struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MinerId       string                 `protobuf:"bytes,1,opt,name=miner_id,json=minerId,proto3" json:"miner_id,omitempty"`
+	Purpose       string                 `protobuf:"bytes,2,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	Envelope      []byte                 `protobuf:"bytes,3,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SealedSecret) Reset() {
+	*x = SealedSecret{}
+	mi := &file_hashfleet_v1_common_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealedSecret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealedSecret) ProtoMessage() {}
+
+func (x *SealedSecret) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfleet_v1_common_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealedSecret.ProtoReflect.Descriptor instead.
+func (*SealedSecret) Descriptor() ([]byte, []int) {
+	return file_hashfleet_v1_common_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SealedSecret) GetMinerId() string {
+	if x != nil {
+		return x.MinerId
+	}
+	return ""
+}
+
+func (x *SealedSecret) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+func (x *SealedSecret) GetEnvelope() []byte {
+	if x != nil {
+		return x.Envelope
+	}
+	return nil
+}
+
 type MinerResult struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	MinerId          string                 `protobuf:"bytes,1,opt,name=miner_id,json=minerId,proto3" json:"miner_id,omitempty"`
@@ -770,7 +945,7 @@ type MinerResult struct {
 
 func (x *MinerResult) Reset() {
 	*x = MinerResult{}
-	mi := &file_hashfleet_v1_common_proto_msgTypes[4]
+	mi := &file_hashfleet_v1_common_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -782,7 +957,7 @@ func (x *MinerResult) String() string {
 func (*MinerResult) ProtoMessage() {}
 
 func (x *MinerResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_common_proto_msgTypes[4]
+	mi := &file_hashfleet_v1_common_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -795,7 +970,7 @@ func (x *MinerResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MinerResult.ProtoReflect.Descriptor instead.
 func (*MinerResult) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_common_proto_rawDescGZIP(), []int{4}
+	return file_hashfleet_v1_common_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MinerResult) GetMinerId() string {
@@ -857,7 +1032,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_hashfleet_v1_common_proto_msgTypes[5]
+	mi := &file_hashfleet_v1_common_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +1044,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_hashfleet_v1_common_proto_msgTypes[5]
+	mi := &file_hashfleet_v1_common_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +1057,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_hashfleet_v1_common_proto_rawDescGZIP(), []int{5}
+	return file_hashfleet_v1_common_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Device) GetMinerId() string {
@@ -1004,15 +1179,25 @@ const file_hashfleet_v1_common_proto_rawDesc = "" +
 	"\x0epower_target_w\x18\x12 \x01(\x01R\fpowerTargetW\x12\x1d\n" +
 	"\n" +
 	"poll_error\x18\x13 \x01(\tR\tpollError\x12&\n" +
-	"\x0fpoll_latency_us\x18\x14 \x01(\x03R\rpollLatencyUs\"\x85\x02\n" +
+	"\x0fpoll_latency_us\x18\x14 \x01(\x03R\rpollLatencyUs\"\xf0\x02\n" +
 	"\vCommandSpec\x12,\n" +
 	"\x06action\x18\x01 \x01(\x0e2\x14.hashfleet.v1.ActionR\x06action\x12$\n" +
 	"\x0epower_target_w\x18\x02 \x01(\x01R\fpowerTargetW\x12(\n" +
 	"\x05pools\x18\x03 \x03(\v2\x12.hashfleet.v1.PoolR\x05pools\x12=\n" +
-	"\x06params\x18\x04 \x03(\v2%.hashfleet.v1.CommandSpec.ParamsEntryR\x06params\x1a9\n" +
+	"\x06params\x18\x04 \x03(\v2%.hashfleet.v1.CommandSpec.ParamsEntryR\x06params\x122\n" +
+	"\x06sealed\x18\x05 \x03(\v2\x1a.hashfleet.v1.SealedSecretR\x06sealed\x125\n" +
+	"\bfirmware\x18\x06 \x01(\v2\x19.hashfleet.v1.ArtifactRefR\bfirmware\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcc\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"M\n" +
+	"\vArtifactRef\x12\x16\n" +
+	"\x06sha256\x18\x01 \x01(\tR\x06sha256\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"_\n" +
+	"\fSealedSecret\x12\x19\n" +
+	"\bminer_id\x18\x01 \x01(\tR\aminerId\x12\x18\n" +
+	"\apurpose\x18\x02 \x01(\tR\apurpose\x12\x1a\n" +
+	"\benvelope\x18\x03 \x01(\fR\benvelope\"\xcc\x01\n" +
 	"\vMinerResult\x12\x19\n" +
 	"\bminer_id\x18\x01 \x01(\tR\aminerId\x12,\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x18.hashfleet.v1.ResultCodeR\x04code\x12\x18\n" +
@@ -1042,12 +1227,14 @@ const file_hashfleet_v1_common_proto_rawDesc = "" +
 	"\x15MINER_STATE_REBOOTING\x10\x03\x12\x16\n" +
 	"\x12MINER_STATE_MINING\x10\x04\x12\x17\n" +
 	"\x13MINER_STATE_STOPPED\x10\x05\x12\x19\n" +
-	"\x15MINER_STATE_CURTAILED\x10\x06*e\n" +
+	"\x15MINER_STATE_CURTAILED\x10\x06*\x94\x01\n" +
 	"\bProtocol\x12\x18\n" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10PROTOCOL_CGMINER\x10\x01\x12\x15\n" +
 	"\x11PROTOCOL_ANTMINER\x10\x02\x12\x12\n" +
-	"\x0ePROTOCOL_PROTO\x10\x03*\x83\x02\n" +
+	"\x0ePROTOCOL_PROTO\x10\x03\x12\x17\n" +
+	"\x13PROTOCOL_WHATSMINER\x10\x04\x12\x14\n" +
+	"\x10PROTOCOL_BRAIINS\x10\x05*\xb6\x03\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rACTION_REBOOT\x10\x01\x12\x17\n" +
@@ -1060,7 +1247,14 @@ const file_hashfleet_v1_common_proto_rawDesc = "" +
 	"\x13ACTION_UPDATE_POOLS\x10\b\x12\x14\n" +
 	"\x10ACTION_GET_POOLS\x10\t\x12\x15\n" +
 	"\x11ACTION_GET_ERRORS\x10\n" +
-	"*\xd3\x04\n" +
+	"\x12\x1a\n" +
+	"\x16ACTION_FIRMWARE_UPDATE\x10\v\x12\x1a\n" +
+	"\x16ACTION_FIRMWARE_STATUS\x10\f\x12\x16\n" +
+	"\x12ACTION_GET_COOLING\x10\x0e\x12\x16\n" +
+	"\x12ACTION_SET_COOLING\x10\x0f\x12\x18\n" +
+	"\x14ACTION_DOWNLOAD_LOGS\x10\x10\x12\x1a\n" +
+	"\x16ACTION_UPDATE_PASSWORD\x10\r\x12\x13\n" +
+	"\x0fACTION_TRANSFER\x10\x11*\xf0\x04\n" +
 	"\n" +
 	"ResultCode\x12\x1b\n" +
 	"\x17RESULT_CODE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -1083,7 +1277,8 @@ const file_hashfleet_v1_common_proto_rawDesc = "" +
 	"\x15RESULT_CODE_DUPLICATE\x10\x10\x12\x16\n" +
 	"\x12RESULT_CODE_FENCED\x10\x11\x12!\n" +
 	"\x1dRESULT_CODE_NEEDS_CREDENTIALS\x10\x12\x12!\n" +
-	"\x1dRESULT_CODE_WRONG_CREDENTIALS\x10\x13B/Z-github.com/hashfleet/hashfleet/messages/pb;pbb\x06proto3"
+	"\x1dRESULT_CODE_WRONG_CREDENTIALS\x10\x13\x12\x1b\n" +
+	"\x17RESULT_CODE_INTERRUPTED\x10\x14B/Z-github.com/hashfleet/hashfleet/messages/pb;pbb\x06proto3"
 
 var (
 	file_hashfleet_v1_common_proto_rawDescOnce sync.Once
@@ -1098,19 +1293,21 @@ func file_hashfleet_v1_common_proto_rawDescGZIP() []byte {
 }
 
 var file_hashfleet_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_hashfleet_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_hashfleet_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_hashfleet_v1_common_proto_goTypes = []any{
-	(MinerState)(0),     // 0: hashfleet.v1.MinerState
-	(Protocol)(0),       // 1: hashfleet.v1.Protocol
-	(Action)(0),         // 2: hashfleet.v1.Action
-	(ResultCode)(0),     // 3: hashfleet.v1.ResultCode
-	(*Pool)(nil),        // 4: hashfleet.v1.Pool
-	(*Board)(nil),       // 5: hashfleet.v1.Board
-	(*Telemetry)(nil),   // 6: hashfleet.v1.Telemetry
-	(*CommandSpec)(nil), // 7: hashfleet.v1.CommandSpec
-	(*MinerResult)(nil), // 8: hashfleet.v1.MinerResult
-	(*Device)(nil),      // 9: hashfleet.v1.Device
-	nil,                 // 10: hashfleet.v1.CommandSpec.ParamsEntry
+	(MinerState)(0),      // 0: hashfleet.v1.MinerState
+	(Protocol)(0),        // 1: hashfleet.v1.Protocol
+	(Action)(0),          // 2: hashfleet.v1.Action
+	(ResultCode)(0),      // 3: hashfleet.v1.ResultCode
+	(*Pool)(nil),         // 4: hashfleet.v1.Pool
+	(*Board)(nil),        // 5: hashfleet.v1.Board
+	(*Telemetry)(nil),    // 6: hashfleet.v1.Telemetry
+	(*CommandSpec)(nil),  // 7: hashfleet.v1.CommandSpec
+	(*ArtifactRef)(nil),  // 8: hashfleet.v1.ArtifactRef
+	(*SealedSecret)(nil), // 9: hashfleet.v1.SealedSecret
+	(*MinerResult)(nil),  // 10: hashfleet.v1.MinerResult
+	(*Device)(nil),       // 11: hashfleet.v1.Device
+	nil,                  // 12: hashfleet.v1.CommandSpec.ParamsEntry
 }
 var file_hashfleet_v1_common_proto_depIdxs = []int32{
 	0,  // 0: hashfleet.v1.Telemetry.state:type_name -> hashfleet.v1.MinerState
@@ -1118,14 +1315,16 @@ var file_hashfleet_v1_common_proto_depIdxs = []int32{
 	4,  // 2: hashfleet.v1.Telemetry.pools:type_name -> hashfleet.v1.Pool
 	2,  // 3: hashfleet.v1.CommandSpec.action:type_name -> hashfleet.v1.Action
 	4,  // 4: hashfleet.v1.CommandSpec.pools:type_name -> hashfleet.v1.Pool
-	10, // 5: hashfleet.v1.CommandSpec.params:type_name -> hashfleet.v1.CommandSpec.ParamsEntry
-	3,  // 6: hashfleet.v1.MinerResult.code:type_name -> hashfleet.v1.ResultCode
-	1,  // 7: hashfleet.v1.Device.protocol:type_name -> hashfleet.v1.Protocol
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	12, // 5: hashfleet.v1.CommandSpec.params:type_name -> hashfleet.v1.CommandSpec.ParamsEntry
+	9,  // 6: hashfleet.v1.CommandSpec.sealed:type_name -> hashfleet.v1.SealedSecret
+	8,  // 7: hashfleet.v1.CommandSpec.firmware:type_name -> hashfleet.v1.ArtifactRef
+	3,  // 8: hashfleet.v1.MinerResult.code:type_name -> hashfleet.v1.ResultCode
+	1,  // 9: hashfleet.v1.Device.protocol:type_name -> hashfleet.v1.Protocol
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_hashfleet_v1_common_proto_init() }
@@ -1139,7 +1338,7 @@ func file_hashfleet_v1_common_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hashfleet_v1_common_proto_rawDesc), len(file_hashfleet_v1_common_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

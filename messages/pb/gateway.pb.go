@@ -263,8 +263,11 @@ type EnrollResponse struct {
 	// With api_key, when the request carried a tls_public_key and the server has a CA: the node's TLS client
 	// certificate (PEM), issued by the server's CA for that key and naming node_id. Issued once, like api_key.
 	ClientCertificatePem []byte `protobuf:"bytes,7,opt,name=client_certificate_pem,json=clientCertificatePem,proto3" json:"client_certificate_pem,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// The site the node is enrolled at (its enrollment code's site, else the one it asked for); the node
+	// checks site policies against it. Empty: no site.
+	Site          string `protobuf:"bytes,8,opt,name=site,proto3" json:"site,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EnrollResponse) Reset() {
@@ -344,6 +347,13 @@ func (x *EnrollResponse) GetClientCertificatePem() []byte {
 		return x.ClientCertificatePem
 	}
 	return nil
+}
+
+func (x *EnrollResponse) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
 }
 
 type ChallengeRequest struct {
@@ -661,6 +671,10 @@ type ControlCommand struct {
 	IdempotencyKey string                 `protobuf:"bytes,8,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	Payload        []byte                 `protobuf:"bytes,9,opt,name=payload,proto3" json:"payload,omitempty"` // serialized CommandPayload
 	IssuedAtUnixMs int64                  `protobuf:"varint,10,opt,name=issued_at_unix_ms,json=issuedAtUnixMs,proto3" json:"issued_at_unix_ms,omitempty"`
+	// local_watermark is the newest local command (LocalCommand.hlc) the cloud had received from this node when
+	// it issued the command; covered by the signature when set. The node holds (RESULT_CODE_CONFLICT) a
+	// command on any miner and field a newer local action touched (docs/GATEWAY.md, local-degraded mode).
+	LocalWatermark *HLC `protobuf:"bytes,11,opt,name=local_watermark,json=localWatermark,proto3" json:"local_watermark,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -763,6 +777,13 @@ func (x *ControlCommand) GetIssuedAtUnixMs() int64 {
 		return x.IssuedAtUnixMs
 	}
 	return 0
+}
+
+func (x *ControlCommand) GetLocalWatermark() *HLC {
+	if x != nil {
+		return x.LocalWatermark
+	}
+	return nil
 }
 
 type CommandPayload struct {
@@ -1442,9 +1463,14 @@ type ControlHello struct {
 	SessionToken    string                 `protobuf:"bytes,6,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
 	// gossip_addr is the host:port this node's pair gossip (memberlist) listens on, when it is a pair member;
 	// the cloud hands it to the partner in HelloAck.pair.
-	GossipAddr    string `protobuf:"bytes,7,opt,name=gossip_addr,json=gossipAddr,proto3" json:"gossip_addr,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	GossipAddr string `protobuf:"bytes,7,opt,name=gossip_addr,json=gossipAddr,proto3" json:"gossip_addr,omitempty"`
+	// miner_signing_public_key is the node's current miner-signing key (Proto rig JWTs), announced on every
+	// hello so the cloud learns of a rotation (`hashfleet node rotate-signing-key`); signed by the node's
+	// identity key over signing.MinerKeyBytes(node_id, key). Empty: nothing announced.
+	MinerSigningPublicKey    []byte `protobuf:"bytes,8,opt,name=miner_signing_public_key,json=minerSigningPublicKey,proto3" json:"miner_signing_public_key,omitempty"`
+	MinerSigningKeySignature []byte `protobuf:"bytes,9,opt,name=miner_signing_key_signature,json=minerSigningKeySignature,proto3" json:"miner_signing_key_signature,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *ControlHello) Reset() {
@@ -1524,6 +1550,20 @@ func (x *ControlHello) GetGossipAddr() string {
 		return x.GossipAddr
 	}
 	return ""
+}
+
+func (x *ControlHello) GetMinerSigningPublicKey() []byte {
+	if x != nil {
+		return x.MinerSigningPublicKey
+	}
+	return nil
+}
+
+func (x *ControlHello) GetMinerSigningKeySignature() []byte {
+	if x != nil {
+		return x.MinerSigningKeySignature
+	}
+	return nil
 }
 
 type ControlGoaway struct {
@@ -3376,6 +3416,314 @@ func (x *AuditRecord) GetNodeId() string {
 	return ""
 }
 
+type ArtifactFetchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CommandId     string                 `protobuf:"bytes,1,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
+	Sha256        string                 `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArtifactFetchRequest) Reset() {
+	*x = ArtifactFetchRequest{}
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArtifactFetchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArtifactFetchRequest) ProtoMessage() {}
+
+func (x *ArtifactFetchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArtifactFetchRequest.ProtoReflect.Descriptor instead.
+func (*ArtifactFetchRequest) Descriptor() ([]byte, []int) {
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ArtifactFetchRequest) GetCommandId() string {
+	if x != nil {
+		return x.CommandId
+	}
+	return ""
+}
+
+func (x *ArtifactFetchRequest) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *ArtifactFetchRequest) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+type ArtifactChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offset        int64                  `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	TotalSize     int64                  `protobuf:"varint,3,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArtifactChunk) Reset() {
+	*x = ArtifactChunk{}
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArtifactChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArtifactChunk) ProtoMessage() {}
+
+func (x *ArtifactChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArtifactChunk.ProtoReflect.Descriptor instead.
+func (*ArtifactChunk) Descriptor() ([]byte, []int) {
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ArtifactChunk) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ArtifactChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *ArtifactChunk) GetTotalSize() int64 {
+	if x != nil {
+		return x.TotalSize
+	}
+	return 0
+}
+
+type ArtifactPutBegin struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CommandId     string                 `protobuf:"bytes,1,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
+	Sha256        string                 `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Size          int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Name          string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArtifactPutBegin) Reset() {
+	*x = ArtifactPutBegin{}
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArtifactPutBegin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArtifactPutBegin) ProtoMessage() {}
+
+func (x *ArtifactPutBegin) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArtifactPutBegin.ProtoReflect.Descriptor instead.
+func (*ArtifactPutBegin) Descriptor() ([]byte, []int) {
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ArtifactPutBegin) GetCommandId() string {
+	if x != nil {
+		return x.CommandId
+	}
+	return ""
+}
+
+func (x *ArtifactPutBegin) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *ArtifactPutBegin) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ArtifactPutBegin) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type ArtifactPutFrame struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Begin         *ArtifactPutBegin      `protobuf:"bytes,1,opt,name=begin,proto3" json:"begin,omitempty"` // first frame only
+	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArtifactPutFrame) Reset() {
+	*x = ArtifactPutFrame{}
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArtifactPutFrame) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArtifactPutFrame) ProtoMessage() {}
+
+func (x *ArtifactPutFrame) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArtifactPutFrame.ProtoReflect.Descriptor instead.
+func (*ArtifactPutFrame) Descriptor() ([]byte, []int) {
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ArtifactPutFrame) GetBegin() *ArtifactPutBegin {
+	if x != nil {
+		return x.Begin
+	}
+	return nil
+}
+
+func (x *ArtifactPutFrame) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ArtifactPutFrame) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type ArtifactPutAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Committed     int64                  `protobuf:"varint,1,opt,name=committed,proto3" json:"committed,omitempty"` // bytes the cloud holds durably
+	Done          bool                   `protobuf:"varint,2,opt,name=done,proto3" json:"done,omitempty"`
+	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArtifactPutAck) Reset() {
+	*x = ArtifactPutAck{}
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArtifactPutAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArtifactPutAck) ProtoMessage() {}
+
+func (x *ArtifactPutAck) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfleet_v1_gateway_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArtifactPutAck.ProtoReflect.Descriptor instead.
+func (*ArtifactPutAck) Descriptor() ([]byte, []int) {
+	return file_hashfleet_v1_gateway_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ArtifactPutAck) GetCommitted() int64 {
+	if x != nil {
+		return x.Committed
+	}
+	return 0
+}
+
+func (x *ArtifactPutAck) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *ArtifactPutAck) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 var File_hashfleet_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_hashfleet_v1_gateway_proto_rawDesc = "" +
@@ -3388,7 +3736,7 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"\x13identity_public_key\x18\x04 \x01(\fR\x11identityPublicKey\x127\n" +
 	"\x18miner_signing_public_key\x18\x05 \x01(\fR\x15minerSigningPublicKey\x122\n" +
 	"\x15credential_public_key\x18\x06 \x01(\fR\x13credentialPublicKey\x12$\n" +
-	"\x0etls_public_key\x18\a \x01(\fR\ftlsPublicKey\"\x9d\x02\n" +
+	"\x0etls_public_key\x18\a \x01(\fR\ftlsPublicKey\"\xb1\x02\n" +
 	"\x0eEnrollResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x15\n" +
 	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x121\n" +
@@ -3396,7 +3744,8 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"\aapi_key\x18\x04 \x01(\tR\x06apiKey\x12\x1c\n" +
 	"\tconfirmed\x18\x05 \x01(\bR\tconfirmed\x12;\n" +
 	"\fcommand_keys\x18\x06 \x03(\v2\x18.hashfleet.v1.CommandKeyR\vcommandKeys\x124\n" +
-	"\x16client_certificate_pem\x18\a \x01(\fR\x14clientCertificatePem\"+\n" +
+	"\x16client_certificate_pem\x18\a \x01(\fR\x14clientCertificatePem\x12\x12\n" +
+	"\x04site\x18\b \x01(\tR\x04site\"+\n" +
 	"\x10ChallengeRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"V\n" +
 	"\x11ChallengeResponse\x12\x14\n" +
@@ -3418,7 +3767,7 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"public_key\x18\x03 \x01(\fR\tpublicKey\x12+\n" +
 	"\x12valid_from_unix_ms\x18\x04 \x01(\x03R\x0fvalidFromUnixMs\x12/\n" +
 	"\x14retire_after_unix_ms\x18\x05 \x01(\x03R\x11retireAfterUnixMs\x12\x18\n" +
-	"\arevoked\x18\x06 \x01(\bR\arevoked\"\xc7\x02\n" +
+	"\arevoked\x18\x06 \x01(\bR\arevoked\"\x83\x03\n" +
 	"\x0eControlCommand\x12\x1d\n" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x14\n" +
@@ -3432,7 +3781,8 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\b \x01(\tR\x0eidempotencyKey\x12\x18\n" +
 	"\apayload\x18\t \x01(\fR\apayload\x12)\n" +
 	"\x11issued_at_unix_ms\x18\n" +
-	" \x01(\x03R\x0eissuedAtUnixMs\"\xd3\x03\n" +
+	" \x01(\x03R\x0eissuedAtUnixMs\x12:\n" +
+	"\x0flocal_watermark\x18\v \x01(\v2\x11.hashfleet.v1.HLCR\x0elocalWatermark\"\xd3\x03\n" +
 	"\x0eCommandPayload\x12\x1b\n" +
 	"\tminer_ids\x18\x01 \x03(\tR\bminerIds\x12-\n" +
 	"\x04spec\x18\x02 \x01(\v2\x19.hashfleet.v1.CommandSpecR\x04spec\x12H\n" +
@@ -3494,7 +3844,7 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"\x11retire_at_unix_ms\x18\x03 \x01(\x03R\x0eretireAtUnixMs\"=\n" +
 	"\rKeyRevocation\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x15\n" +
-	"\x06key_id\x18\x02 \x01(\tR\x05keyId\"\xee\x01\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\"\xe6\x02\n" +
 	"\fControlHello\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
 	"\astandby\x18\x02 \x01(\bR\astandby\x12\x19\n" +
@@ -3504,7 +3854,9 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"\x10software_version\x18\x05 \x01(\tR\x0fsoftwareVersion\x12#\n" +
 	"\rsession_token\x18\x06 \x01(\tR\fsessionToken\x12\x1f\n" +
 	"\vgossip_addr\x18\a \x01(\tR\n" +
-	"gossipAddr\"U\n" +
+	"gossipAddr\x127\n" +
+	"\x18miner_signing_public_key\x18\b \x01(\fR\x15minerSigningPublicKey\x12=\n" +
+	"\x1bminer_signing_key_signature\x18\t \x01(\fR\x18minerSigningKeySignature\"U\n" +
 	"\rControlGoaway\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12,\n" +
 	"\x12reconnect_after_ms\x18\x02 \x01(\x03R\x10reconnectAfterMs\"\x98\x01\n" +
@@ -3684,7 +4036,31 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	" \x01(\x04R\n" +
 	"leaseEpoch\x12!\n" +
 	"\flocal_origin\x18\v \x01(\bR\vlocalOrigin\x12\x17\n" +
-	"\anode_id\x18\f \x01(\tR\x06nodeId*\x90\x01\n" +
+	"\anode_id\x18\f \x01(\tR\x06nodeId\"e\n" +
+	"\x14ArtifactFetchRequest\x12\x1d\n" +
+	"\n" +
+	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x16\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\"Z\n" +
+	"\rArtifactChunk\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1d\n" +
+	"\n" +
+	"total_size\x18\x03 \x01(\x03R\ttotalSize\"q\n" +
+	"\x10ArtifactPutBegin\x12\x1d\n" +
+	"\n" +
+	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x16\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\"t\n" +
+	"\x10ArtifactPutFrame\x124\n" +
+	"\x05begin\x18\x01 \x01(\v2\x1e.hashfleet.v1.ArtifactPutBeginR\x05begin\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"\\\n" +
+	"\x0eArtifactPutAck\x12\x1c\n" +
+	"\tcommitted\x18\x01 \x01(\x03R\tcommitted\x12\x12\n" +
+	"\x04done\x18\x02 \x01(\bR\x04done\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage*\x90\x01\n" +
 	"\aLeaseOp\x12\x18\n" +
 	"\x14LEASE_OP_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10LEASE_OP_ACQUIRE\x10\x01\x12\x12\n" +
@@ -3713,7 +4089,10 @@ const file_hashfleet_v1_gateway_proto_rawDesc = "" +
 	"\rControlStream\x12\x19.hashfleet.v1.NodeToCloud\x1a\x19.hashfleet.v1.CloudToNode(\x010\x01\x12F\n" +
 	"\x0fUploadTelemetry\x12\x1c.hashfleet.v1.TelemetryBatch\x1a\x11.hashfleet.v1.Ack(\x010\x01\x12?\n" +
 	"\fUploadEvents\x12\x18.hashfleet.v1.EventBatch\x1a\x11.hashfleet.v1.Ack(\x010\x01\x12I\n" +
-	"\tHeartbeat\x12\x1b.hashfleet.v1.HeartbeatPing\x1a\x1b.hashfleet.v1.HeartbeatPong(\x010\x01B/Z-github.com/hashfleet/hashfleet/messages/pb;pbb\x06proto3"
+	"\tHeartbeat\x12\x1b.hashfleet.v1.HeartbeatPing\x1a\x1b.hashfleet.v1.HeartbeatPong(\x010\x012\xa0\x01\n" +
+	"\tArtifacts\x12J\n" +
+	"\x05Fetch\x12\".hashfleet.v1.ArtifactFetchRequest\x1a\x1b.hashfleet.v1.ArtifactChunk0\x01\x12G\n" +
+	"\x03Put\x12\x1e.hashfleet.v1.ArtifactPutFrame\x1a\x1c.hashfleet.v1.ArtifactPutAck(\x010\x01B/Z-github.com/hashfleet/hashfleet/messages/pb;pbb\x06proto3"
 
 var (
 	file_hashfleet_v1_gateway_proto_rawDescOnce sync.Once
@@ -3728,121 +4107,132 @@ func file_hashfleet_v1_gateway_proto_rawDescGZIP() []byte {
 }
 
 var file_hashfleet_v1_gateway_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_hashfleet_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_hashfleet_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_hashfleet_v1_gateway_proto_goTypes = []any{
-	(LeaseOp)(0),                // 0: hashfleet.v1.LeaseOp
-	(EventKind)(0),              // 1: hashfleet.v1.EventKind
-	(*EnrollRequest)(nil),       // 2: hashfleet.v1.EnrollRequest
-	(*EnrollResponse)(nil),      // 3: hashfleet.v1.EnrollResponse
-	(*ChallengeRequest)(nil),    // 4: hashfleet.v1.ChallengeRequest
-	(*ChallengeResponse)(nil),   // 5: hashfleet.v1.ChallengeResponse
-	(*OpenSessionRequest)(nil),  // 6: hashfleet.v1.OpenSessionRequest
-	(*SessionToken)(nil),        // 7: hashfleet.v1.SessionToken
-	(*CommandKey)(nil),          // 8: hashfleet.v1.CommandKey
-	(*ControlCommand)(nil),      // 9: hashfleet.v1.ControlCommand
-	(*CommandPayload)(nil),      // 10: hashfleet.v1.CommandPayload
-	(*SitePolicy)(nil),          // 11: hashfleet.v1.SitePolicy
-	(*CurtailRequest)(nil),      // 12: hashfleet.v1.CurtailRequest
-	(*DiscoveryRequest)(nil),    // 13: hashfleet.v1.DiscoveryRequest
-	(*PairingRequest)(nil),      // 14: hashfleet.v1.PairingRequest
-	(*ScanReport)(nil),          // 15: hashfleet.v1.ScanReport
-	(*KeyAnnouncement)(nil),     // 16: hashfleet.v1.KeyAnnouncement
-	(*KeyRevocation)(nil),       // 17: hashfleet.v1.KeyRevocation
-	(*ControlHello)(nil),        // 18: hashfleet.v1.ControlHello
-	(*ControlGoaway)(nil),       // 19: hashfleet.v1.ControlGoaway
-	(*CommandAck)(nil),          // 20: hashfleet.v1.CommandAck
-	(*CommandResultReport)(nil), // 21: hashfleet.v1.CommandResultReport
-	(*LeaseRequest)(nil),        // 22: hashfleet.v1.LeaseRequest
-	(*LeaseGrant)(nil),          // 23: hashfleet.v1.LeaseGrant
-	(*LeaseDenied)(nil),         // 24: hashfleet.v1.LeaseDenied
-	(*NodeToCloud)(nil),         // 25: hashfleet.v1.NodeToCloud
-	(*CloudToNode)(nil),         // 26: hashfleet.v1.CloudToNode
-	(*HelloAck)(nil),            // 27: hashfleet.v1.HelloAck
-	(*PairInfo)(nil),            // 28: hashfleet.v1.PairInfo
-	(*TelemetryBatch)(nil),      // 29: hashfleet.v1.TelemetryBatch
-	(*Ack)(nil),                 // 30: hashfleet.v1.Ack
-	(*Event)(nil),               // 31: hashfleet.v1.Event
-	(*CurtailStatus)(nil),       // 32: hashfleet.v1.CurtailStatus
-	(*NodeMetrics)(nil),         // 33: hashfleet.v1.NodeMetrics
-	(*EventBatch)(nil),          // 34: hashfleet.v1.EventBatch
-	(*HeartbeatPing)(nil),       // 35: hashfleet.v1.HeartbeatPing
-	(*HeartbeatPong)(nil),       // 36: hashfleet.v1.HeartbeatPong
-	(*HLC)(nil),                 // 37: hashfleet.v1.HLC
-	(*LocalCommand)(nil),        // 38: hashfleet.v1.LocalCommand
-	(*AuditRecord)(nil),         // 39: hashfleet.v1.AuditRecord
-	nil,                         // 40: hashfleet.v1.NodeMetrics.MinersByStateEntry
-	(*CommandSpec)(nil),         // 41: hashfleet.v1.CommandSpec
-	(Protocol)(0),               // 42: hashfleet.v1.Protocol
-	(*Device)(nil),              // 43: hashfleet.v1.Device
-	(ResultCode)(0),             // 44: hashfleet.v1.ResultCode
-	(*MinerResult)(nil),         // 45: hashfleet.v1.MinerResult
-	(*Telemetry)(nil),           // 46: hashfleet.v1.Telemetry
-	(MinerState)(0),             // 47: hashfleet.v1.MinerState
+	(LeaseOp)(0),                 // 0: hashfleet.v1.LeaseOp
+	(EventKind)(0),               // 1: hashfleet.v1.EventKind
+	(*EnrollRequest)(nil),        // 2: hashfleet.v1.EnrollRequest
+	(*EnrollResponse)(nil),       // 3: hashfleet.v1.EnrollResponse
+	(*ChallengeRequest)(nil),     // 4: hashfleet.v1.ChallengeRequest
+	(*ChallengeResponse)(nil),    // 5: hashfleet.v1.ChallengeResponse
+	(*OpenSessionRequest)(nil),   // 6: hashfleet.v1.OpenSessionRequest
+	(*SessionToken)(nil),         // 7: hashfleet.v1.SessionToken
+	(*CommandKey)(nil),           // 8: hashfleet.v1.CommandKey
+	(*ControlCommand)(nil),       // 9: hashfleet.v1.ControlCommand
+	(*CommandPayload)(nil),       // 10: hashfleet.v1.CommandPayload
+	(*SitePolicy)(nil),           // 11: hashfleet.v1.SitePolicy
+	(*CurtailRequest)(nil),       // 12: hashfleet.v1.CurtailRequest
+	(*DiscoveryRequest)(nil),     // 13: hashfleet.v1.DiscoveryRequest
+	(*PairingRequest)(nil),       // 14: hashfleet.v1.PairingRequest
+	(*ScanReport)(nil),           // 15: hashfleet.v1.ScanReport
+	(*KeyAnnouncement)(nil),      // 16: hashfleet.v1.KeyAnnouncement
+	(*KeyRevocation)(nil),        // 17: hashfleet.v1.KeyRevocation
+	(*ControlHello)(nil),         // 18: hashfleet.v1.ControlHello
+	(*ControlGoaway)(nil),        // 19: hashfleet.v1.ControlGoaway
+	(*CommandAck)(nil),           // 20: hashfleet.v1.CommandAck
+	(*CommandResultReport)(nil),  // 21: hashfleet.v1.CommandResultReport
+	(*LeaseRequest)(nil),         // 22: hashfleet.v1.LeaseRequest
+	(*LeaseGrant)(nil),           // 23: hashfleet.v1.LeaseGrant
+	(*LeaseDenied)(nil),          // 24: hashfleet.v1.LeaseDenied
+	(*NodeToCloud)(nil),          // 25: hashfleet.v1.NodeToCloud
+	(*CloudToNode)(nil),          // 26: hashfleet.v1.CloudToNode
+	(*HelloAck)(nil),             // 27: hashfleet.v1.HelloAck
+	(*PairInfo)(nil),             // 28: hashfleet.v1.PairInfo
+	(*TelemetryBatch)(nil),       // 29: hashfleet.v1.TelemetryBatch
+	(*Ack)(nil),                  // 30: hashfleet.v1.Ack
+	(*Event)(nil),                // 31: hashfleet.v1.Event
+	(*CurtailStatus)(nil),        // 32: hashfleet.v1.CurtailStatus
+	(*NodeMetrics)(nil),          // 33: hashfleet.v1.NodeMetrics
+	(*EventBatch)(nil),           // 34: hashfleet.v1.EventBatch
+	(*HeartbeatPing)(nil),        // 35: hashfleet.v1.HeartbeatPing
+	(*HeartbeatPong)(nil),        // 36: hashfleet.v1.HeartbeatPong
+	(*HLC)(nil),                  // 37: hashfleet.v1.HLC
+	(*LocalCommand)(nil),         // 38: hashfleet.v1.LocalCommand
+	(*AuditRecord)(nil),          // 39: hashfleet.v1.AuditRecord
+	(*ArtifactFetchRequest)(nil), // 40: hashfleet.v1.ArtifactFetchRequest
+	(*ArtifactChunk)(nil),        // 41: hashfleet.v1.ArtifactChunk
+	(*ArtifactPutBegin)(nil),     // 42: hashfleet.v1.ArtifactPutBegin
+	(*ArtifactPutFrame)(nil),     // 43: hashfleet.v1.ArtifactPutFrame
+	(*ArtifactPutAck)(nil),       // 44: hashfleet.v1.ArtifactPutAck
+	nil,                          // 45: hashfleet.v1.NodeMetrics.MinersByStateEntry
+	(*CommandSpec)(nil),          // 46: hashfleet.v1.CommandSpec
+	(Protocol)(0),                // 47: hashfleet.v1.Protocol
+	(*Device)(nil),               // 48: hashfleet.v1.Device
+	(ResultCode)(0),              // 49: hashfleet.v1.ResultCode
+	(*MinerResult)(nil),          // 50: hashfleet.v1.MinerResult
+	(*Telemetry)(nil),            // 51: hashfleet.v1.Telemetry
+	(MinerState)(0),              // 52: hashfleet.v1.MinerState
 }
 var file_hashfleet_v1_gateway_proto_depIdxs = []int32{
 	8,  // 0: hashfleet.v1.EnrollResponse.command_keys:type_name -> hashfleet.v1.CommandKey
-	41, // 1: hashfleet.v1.CommandPayload.spec:type_name -> hashfleet.v1.CommandSpec
-	16, // 2: hashfleet.v1.CommandPayload.key_announcement:type_name -> hashfleet.v1.KeyAnnouncement
-	17, // 3: hashfleet.v1.CommandPayload.key_revocation:type_name -> hashfleet.v1.KeyRevocation
-	13, // 4: hashfleet.v1.CommandPayload.discovery:type_name -> hashfleet.v1.DiscoveryRequest
-	14, // 5: hashfleet.v1.CommandPayload.pairing:type_name -> hashfleet.v1.PairingRequest
-	11, // 6: hashfleet.v1.CommandPayload.site_policy:type_name -> hashfleet.v1.SitePolicy
-	12, // 7: hashfleet.v1.CommandPayload.curtail:type_name -> hashfleet.v1.CurtailRequest
-	42, // 8: hashfleet.v1.DiscoveryRequest.protocols:type_name -> hashfleet.v1.Protocol
-	43, // 9: hashfleet.v1.PairingRequest.devices:type_name -> hashfleet.v1.Device
-	43, // 10: hashfleet.v1.ScanReport.found:type_name -> hashfleet.v1.Device
-	8,  // 11: hashfleet.v1.KeyAnnouncement.key:type_name -> hashfleet.v1.CommandKey
-	44, // 12: hashfleet.v1.CommandAck.code:type_name -> hashfleet.v1.ResultCode
-	45, // 13: hashfleet.v1.CommandResultReport.results:type_name -> hashfleet.v1.MinerResult
-	0,  // 14: hashfleet.v1.LeaseRequest.op:type_name -> hashfleet.v1.LeaseOp
-	18, // 15: hashfleet.v1.NodeToCloud.hello:type_name -> hashfleet.v1.ControlHello
-	20, // 16: hashfleet.v1.NodeToCloud.ack:type_name -> hashfleet.v1.CommandAck
-	21, // 17: hashfleet.v1.NodeToCloud.result:type_name -> hashfleet.v1.CommandResultReport
-	22, // 18: hashfleet.v1.NodeToCloud.lease_request:type_name -> hashfleet.v1.LeaseRequest
-	9,  // 19: hashfleet.v1.CloudToNode.command:type_name -> hashfleet.v1.ControlCommand
-	19, // 20: hashfleet.v1.CloudToNode.goaway:type_name -> hashfleet.v1.ControlGoaway
-	23, // 21: hashfleet.v1.CloudToNode.lease_grant:type_name -> hashfleet.v1.LeaseGrant
-	24, // 22: hashfleet.v1.CloudToNode.lease_denied:type_name -> hashfleet.v1.LeaseDenied
-	27, // 23: hashfleet.v1.CloudToNode.hello_ack:type_name -> hashfleet.v1.HelloAck
-	8,  // 24: hashfleet.v1.HelloAck.command_keys:type_name -> hashfleet.v1.CommandKey
-	43, // 25: hashfleet.v1.HelloAck.devices:type_name -> hashfleet.v1.Device
-	28, // 26: hashfleet.v1.HelloAck.pair:type_name -> hashfleet.v1.PairInfo
-	46, // 27: hashfleet.v1.TelemetryBatch.samples:type_name -> hashfleet.v1.Telemetry
-	44, // 28: hashfleet.v1.Ack.code:type_name -> hashfleet.v1.ResultCode
-	1,  // 29: hashfleet.v1.Event.kind:type_name -> hashfleet.v1.EventKind
-	47, // 30: hashfleet.v1.Event.from_state:type_name -> hashfleet.v1.MinerState
-	47, // 31: hashfleet.v1.Event.to_state:type_name -> hashfleet.v1.MinerState
-	39, // 32: hashfleet.v1.Event.audit:type_name -> hashfleet.v1.AuditRecord
-	38, // 33: hashfleet.v1.Event.local_command:type_name -> hashfleet.v1.LocalCommand
-	43, // 34: hashfleet.v1.Event.device:type_name -> hashfleet.v1.Device
-	15, // 35: hashfleet.v1.Event.scan:type_name -> hashfleet.v1.ScanReport
-	33, // 36: hashfleet.v1.Event.node_metrics:type_name -> hashfleet.v1.NodeMetrics
-	32, // 37: hashfleet.v1.Event.curtail:type_name -> hashfleet.v1.CurtailStatus
-	40, // 38: hashfleet.v1.NodeMetrics.miners_by_state:type_name -> hashfleet.v1.NodeMetrics.MinersByStateEntry
-	31, // 39: hashfleet.v1.EventBatch.events:type_name -> hashfleet.v1.Event
-	37, // 40: hashfleet.v1.LocalCommand.hlc:type_name -> hashfleet.v1.HLC
-	41, // 41: hashfleet.v1.LocalCommand.spec:type_name -> hashfleet.v1.CommandSpec
-	45, // 42: hashfleet.v1.LocalCommand.results:type_name -> hashfleet.v1.MinerResult
-	44, // 43: hashfleet.v1.AuditRecord.code:type_name -> hashfleet.v1.ResultCode
-	2,  // 44: hashfleet.v1.Gateway.Enroll:input_type -> hashfleet.v1.EnrollRequest
-	4,  // 45: hashfleet.v1.Gateway.Challenge:input_type -> hashfleet.v1.ChallengeRequest
-	6,  // 46: hashfleet.v1.Gateway.OpenSession:input_type -> hashfleet.v1.OpenSessionRequest
-	25, // 47: hashfleet.v1.Gateway.ControlStream:input_type -> hashfleet.v1.NodeToCloud
-	29, // 48: hashfleet.v1.Gateway.UploadTelemetry:input_type -> hashfleet.v1.TelemetryBatch
-	34, // 49: hashfleet.v1.Gateway.UploadEvents:input_type -> hashfleet.v1.EventBatch
-	35, // 50: hashfleet.v1.Gateway.Heartbeat:input_type -> hashfleet.v1.HeartbeatPing
-	3,  // 51: hashfleet.v1.Gateway.Enroll:output_type -> hashfleet.v1.EnrollResponse
-	5,  // 52: hashfleet.v1.Gateway.Challenge:output_type -> hashfleet.v1.ChallengeResponse
-	7,  // 53: hashfleet.v1.Gateway.OpenSession:output_type -> hashfleet.v1.SessionToken
-	26, // 54: hashfleet.v1.Gateway.ControlStream:output_type -> hashfleet.v1.CloudToNode
-	30, // 55: hashfleet.v1.Gateway.UploadTelemetry:output_type -> hashfleet.v1.Ack
-	30, // 56: hashfleet.v1.Gateway.UploadEvents:output_type -> hashfleet.v1.Ack
-	36, // 57: hashfleet.v1.Gateway.Heartbeat:output_type -> hashfleet.v1.HeartbeatPong
-	51, // [51:58] is the sub-list for method output_type
-	44, // [44:51] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	37, // 1: hashfleet.v1.ControlCommand.local_watermark:type_name -> hashfleet.v1.HLC
+	46, // 2: hashfleet.v1.CommandPayload.spec:type_name -> hashfleet.v1.CommandSpec
+	16, // 3: hashfleet.v1.CommandPayload.key_announcement:type_name -> hashfleet.v1.KeyAnnouncement
+	17, // 4: hashfleet.v1.CommandPayload.key_revocation:type_name -> hashfleet.v1.KeyRevocation
+	13, // 5: hashfleet.v1.CommandPayload.discovery:type_name -> hashfleet.v1.DiscoveryRequest
+	14, // 6: hashfleet.v1.CommandPayload.pairing:type_name -> hashfleet.v1.PairingRequest
+	11, // 7: hashfleet.v1.CommandPayload.site_policy:type_name -> hashfleet.v1.SitePolicy
+	12, // 8: hashfleet.v1.CommandPayload.curtail:type_name -> hashfleet.v1.CurtailRequest
+	47, // 9: hashfleet.v1.DiscoveryRequest.protocols:type_name -> hashfleet.v1.Protocol
+	48, // 10: hashfleet.v1.PairingRequest.devices:type_name -> hashfleet.v1.Device
+	48, // 11: hashfleet.v1.ScanReport.found:type_name -> hashfleet.v1.Device
+	8,  // 12: hashfleet.v1.KeyAnnouncement.key:type_name -> hashfleet.v1.CommandKey
+	49, // 13: hashfleet.v1.CommandAck.code:type_name -> hashfleet.v1.ResultCode
+	50, // 14: hashfleet.v1.CommandResultReport.results:type_name -> hashfleet.v1.MinerResult
+	0,  // 15: hashfleet.v1.LeaseRequest.op:type_name -> hashfleet.v1.LeaseOp
+	18, // 16: hashfleet.v1.NodeToCloud.hello:type_name -> hashfleet.v1.ControlHello
+	20, // 17: hashfleet.v1.NodeToCloud.ack:type_name -> hashfleet.v1.CommandAck
+	21, // 18: hashfleet.v1.NodeToCloud.result:type_name -> hashfleet.v1.CommandResultReport
+	22, // 19: hashfleet.v1.NodeToCloud.lease_request:type_name -> hashfleet.v1.LeaseRequest
+	9,  // 20: hashfleet.v1.CloudToNode.command:type_name -> hashfleet.v1.ControlCommand
+	19, // 21: hashfleet.v1.CloudToNode.goaway:type_name -> hashfleet.v1.ControlGoaway
+	23, // 22: hashfleet.v1.CloudToNode.lease_grant:type_name -> hashfleet.v1.LeaseGrant
+	24, // 23: hashfleet.v1.CloudToNode.lease_denied:type_name -> hashfleet.v1.LeaseDenied
+	27, // 24: hashfleet.v1.CloudToNode.hello_ack:type_name -> hashfleet.v1.HelloAck
+	8,  // 25: hashfleet.v1.HelloAck.command_keys:type_name -> hashfleet.v1.CommandKey
+	48, // 26: hashfleet.v1.HelloAck.devices:type_name -> hashfleet.v1.Device
+	28, // 27: hashfleet.v1.HelloAck.pair:type_name -> hashfleet.v1.PairInfo
+	51, // 28: hashfleet.v1.TelemetryBatch.samples:type_name -> hashfleet.v1.Telemetry
+	49, // 29: hashfleet.v1.Ack.code:type_name -> hashfleet.v1.ResultCode
+	1,  // 30: hashfleet.v1.Event.kind:type_name -> hashfleet.v1.EventKind
+	52, // 31: hashfleet.v1.Event.from_state:type_name -> hashfleet.v1.MinerState
+	52, // 32: hashfleet.v1.Event.to_state:type_name -> hashfleet.v1.MinerState
+	39, // 33: hashfleet.v1.Event.audit:type_name -> hashfleet.v1.AuditRecord
+	38, // 34: hashfleet.v1.Event.local_command:type_name -> hashfleet.v1.LocalCommand
+	48, // 35: hashfleet.v1.Event.device:type_name -> hashfleet.v1.Device
+	15, // 36: hashfleet.v1.Event.scan:type_name -> hashfleet.v1.ScanReport
+	33, // 37: hashfleet.v1.Event.node_metrics:type_name -> hashfleet.v1.NodeMetrics
+	32, // 38: hashfleet.v1.Event.curtail:type_name -> hashfleet.v1.CurtailStatus
+	45, // 39: hashfleet.v1.NodeMetrics.miners_by_state:type_name -> hashfleet.v1.NodeMetrics.MinersByStateEntry
+	31, // 40: hashfleet.v1.EventBatch.events:type_name -> hashfleet.v1.Event
+	37, // 41: hashfleet.v1.LocalCommand.hlc:type_name -> hashfleet.v1.HLC
+	46, // 42: hashfleet.v1.LocalCommand.spec:type_name -> hashfleet.v1.CommandSpec
+	50, // 43: hashfleet.v1.LocalCommand.results:type_name -> hashfleet.v1.MinerResult
+	49, // 44: hashfleet.v1.AuditRecord.code:type_name -> hashfleet.v1.ResultCode
+	42, // 45: hashfleet.v1.ArtifactPutFrame.begin:type_name -> hashfleet.v1.ArtifactPutBegin
+	2,  // 46: hashfleet.v1.Gateway.Enroll:input_type -> hashfleet.v1.EnrollRequest
+	4,  // 47: hashfleet.v1.Gateway.Challenge:input_type -> hashfleet.v1.ChallengeRequest
+	6,  // 48: hashfleet.v1.Gateway.OpenSession:input_type -> hashfleet.v1.OpenSessionRequest
+	25, // 49: hashfleet.v1.Gateway.ControlStream:input_type -> hashfleet.v1.NodeToCloud
+	29, // 50: hashfleet.v1.Gateway.UploadTelemetry:input_type -> hashfleet.v1.TelemetryBatch
+	34, // 51: hashfleet.v1.Gateway.UploadEvents:input_type -> hashfleet.v1.EventBatch
+	35, // 52: hashfleet.v1.Gateway.Heartbeat:input_type -> hashfleet.v1.HeartbeatPing
+	40, // 53: hashfleet.v1.Artifacts.Fetch:input_type -> hashfleet.v1.ArtifactFetchRequest
+	43, // 54: hashfleet.v1.Artifacts.Put:input_type -> hashfleet.v1.ArtifactPutFrame
+	3,  // 55: hashfleet.v1.Gateway.Enroll:output_type -> hashfleet.v1.EnrollResponse
+	5,  // 56: hashfleet.v1.Gateway.Challenge:output_type -> hashfleet.v1.ChallengeResponse
+	7,  // 57: hashfleet.v1.Gateway.OpenSession:output_type -> hashfleet.v1.SessionToken
+	26, // 58: hashfleet.v1.Gateway.ControlStream:output_type -> hashfleet.v1.CloudToNode
+	30, // 59: hashfleet.v1.Gateway.UploadTelemetry:output_type -> hashfleet.v1.Ack
+	30, // 60: hashfleet.v1.Gateway.UploadEvents:output_type -> hashfleet.v1.Ack
+	36, // 61: hashfleet.v1.Gateway.Heartbeat:output_type -> hashfleet.v1.HeartbeatPong
+	41, // 62: hashfleet.v1.Artifacts.Fetch:output_type -> hashfleet.v1.ArtifactChunk
+	44, // 63: hashfleet.v1.Artifacts.Put:output_type -> hashfleet.v1.ArtifactPutAck
+	55, // [55:64] is the sub-list for method output_type
+	46, // [46:55] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_hashfleet_v1_gateway_proto_init() }
@@ -3870,9 +4260,9 @@ func file_hashfleet_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hashfleet_v1_gateway_proto_rawDesc), len(file_hashfleet_v1_gateway_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   39,
+			NumMessages:   44,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_hashfleet_v1_gateway_proto_goTypes,
 		DependencyIndexes: file_hashfleet_v1_gateway_proto_depIdxs,

@@ -338,3 +338,160 @@ var Gateway_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "hashfleet/v1/gateway.proto",
 }
+
+const (
+	Artifacts_Fetch_FullMethodName = "/hashfleet.v1.Artifacts/Fetch"
+	Artifacts_Put_FullMethodName   = "/hashfleet.v1.Artifacts/Put"
+)
+
+// ArtifactsClient is the client API for Artifacts service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Artifacts moves files bound to a command between the cloud and a node (docs/GATEWAY.md, Artifacts): firmware
+// images cloud→node (Fetch), log bundles node→cloud (Put). Both are chunked, resumable from an offset and
+// checked against the sha256 the command names. Streams carry the same node metadata and session token as
+// the Gateway streams.
+type ArtifactsClient interface {
+	// Fetch streams the artifact from offset on. The cloud serves only artifacts a command issued to this
+	// node names (ArtifactRef).
+	Fetch(ctx context.Context, in *ArtifactFetchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ArtifactChunk], error)
+	// Put uploads an artifact a command asked this node for. The first frame names it (begin); the cloud
+	// answers with the offset it already holds (resume), then acks every chunk it wrote; the last ack has done
+	// set once the whole artifact arrived and its sha256 matched.
+	Put(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ArtifactPutFrame, ArtifactPutAck], error)
+}
+
+type artifactsClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewArtifactsClient(cc grpc.ClientConnInterface) ArtifactsClient {
+	return &artifactsClient{cc}
+}
+
+func (c *artifactsClient) Fetch(ctx context.Context, in *ArtifactFetchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ArtifactChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Artifacts_ServiceDesc.Streams[0], Artifacts_Fetch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ArtifactFetchRequest, ArtifactChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Artifacts_FetchClient = grpc.ServerStreamingClient[ArtifactChunk]
+
+func (c *artifactsClient) Put(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ArtifactPutFrame, ArtifactPutAck], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Artifacts_ServiceDesc.Streams[1], Artifacts_Put_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ArtifactPutFrame, ArtifactPutAck]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Artifacts_PutClient = grpc.BidiStreamingClient[ArtifactPutFrame, ArtifactPutAck]
+
+// ArtifactsServer is the server API for Artifacts service.
+// All implementations must embed UnimplementedArtifactsServer
+// for forward compatibility.
+//
+// Artifacts moves files bound to a command between the cloud and a node (docs/GATEWAY.md, Artifacts): firmware
+// images cloud→node (Fetch), log bundles node→cloud (Put). Both are chunked, resumable from an offset and
+// checked against the sha256 the command names. Streams carry the same node metadata and session token as
+// the Gateway streams.
+type ArtifactsServer interface {
+	// Fetch streams the artifact from offset on. The cloud serves only artifacts a command issued to this
+	// node names (ArtifactRef).
+	Fetch(*ArtifactFetchRequest, grpc.ServerStreamingServer[ArtifactChunk]) error
+	// Put uploads an artifact a command asked this node for. The first frame names it (begin); the cloud
+	// answers with the offset it already holds (resume), then acks every chunk it wrote; the last ack has done
+	// set once the whole artifact arrived and its sha256 matched.
+	Put(grpc.BidiStreamingServer[ArtifactPutFrame, ArtifactPutAck]) error
+	mustEmbedUnimplementedArtifactsServer()
+}
+
+// UnimplementedArtifactsServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedArtifactsServer struct{}
+
+func (UnimplementedArtifactsServer) Fetch(*ArtifactFetchRequest, grpc.ServerStreamingServer[ArtifactChunk]) error {
+	return status.Errorf(codes.Unimplemented, "method Fetch not implemented")
+}
+func (UnimplementedArtifactsServer) Put(grpc.BidiStreamingServer[ArtifactPutFrame, ArtifactPutAck]) error {
+	return status.Errorf(codes.Unimplemented, "method Put not implemented")
+}
+func (UnimplementedArtifactsServer) mustEmbedUnimplementedArtifactsServer() {}
+func (UnimplementedArtifactsServer) testEmbeddedByValue()                   {}
+
+// UnsafeArtifactsServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ArtifactsServer will
+// result in compilation errors.
+type UnsafeArtifactsServer interface {
+	mustEmbedUnimplementedArtifactsServer()
+}
+
+func RegisterArtifactsServer(s grpc.ServiceRegistrar, srv ArtifactsServer) {
+	// If the following call pancis, it indicates UnimplementedArtifactsServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Artifacts_ServiceDesc, srv)
+}
+
+func _Artifacts_Fetch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ArtifactFetchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ArtifactsServer).Fetch(m, &grpc.GenericServerStream[ArtifactFetchRequest, ArtifactChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Artifacts_FetchServer = grpc.ServerStreamingServer[ArtifactChunk]
+
+func _Artifacts_Put_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ArtifactsServer).Put(&grpc.GenericServerStream[ArtifactPutFrame, ArtifactPutAck]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Artifacts_PutServer = grpc.BidiStreamingServer[ArtifactPutFrame, ArtifactPutAck]
+
+// Artifacts_ServiceDesc is the grpc.ServiceDesc for Artifacts service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Artifacts_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "hashfleet.v1.Artifacts",
+	HandlerType: (*ArtifactsServer)(nil),
+	Methods:     []grpc.MethodDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Fetch",
+			Handler:       _Artifacts_Fetch_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Put",
+			Handler:       _Artifacts_Put_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
+	Metadata: "hashfleet/v1/gateway.proto",
+}

@@ -695,11 +695,232 @@ func (x *DevicePairing) GetDevice() *Device {
 	return nil
 }
 
+// LocalLogEntry is one local command in the node's local command log (node store, localcmd/...): the
+// command as stamped and persisted before it ran, its results so far, and whether its final state was
+// handed to the outbox for the cloud.
+type LocalLogEntry struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Command          *LocalCommand          `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
+	Done             bool                   `protobuf:"varint,2,opt,name=done,proto3" json:"done,omitempty"`         // every miner has a final result
+	Reported         bool                   `protobuf:"varint,3,opt,name=reported,proto3" json:"reported,omitempty"` // the final EVENT_KIND_LOCAL_COMMAND event is in the outbox
+	CreatedAtUnixMs  int64                  `protobuf:"varint,4,opt,name=created_at_unix_ms,json=createdAtUnixMs,proto3" json:"created_at_unix_ms,omitempty"`
+	FinishedAtUnixMs int64                  `protobuf:"varint,5,opt,name=finished_at_unix_ms,json=finishedAtUnixMs,proto3" json:"finished_at_unix_ms,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *LocalLogEntry) Reset() {
+	*x = LocalLogEntry{}
+	mi := &file_hashfleet_v1_store_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocalLogEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocalLogEntry) ProtoMessage() {}
+
+func (x *LocalLogEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfleet_v1_store_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocalLogEntry.ProtoReflect.Descriptor instead.
+func (*LocalLogEntry) Descriptor() ([]byte, []int) {
+	return file_hashfleet_v1_store_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *LocalLogEntry) GetCommand() *LocalCommand {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *LocalLogEntry) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *LocalLogEntry) GetReported() bool {
+	if x != nil {
+		return x.Reported
+	}
+	return false
+}
+
+func (x *LocalLogEntry) GetCreatedAtUnixMs() int64 {
+	if x != nil {
+		return x.CreatedAtUnixMs
+	}
+	return 0
+}
+
+func (x *LocalLogEntry) GetFinishedAtUnixMs() int64 {
+	if x != nil {
+		return x.FinishedAtUnixMs
+	}
+	return 0
+}
+
+// Conflict is the cloud's record of a cloud command a node held because a local action on the same miner and
+// field happened after the cloud issued it ("local action while offline"). The operator resolves it.
+type Conflict struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	ConflictId        string                 `protobuf:"bytes,1,opt,name=conflict_id,json=conflictId,proto3" json:"conflict_id,omitempty"`
+	NodeId            string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	MinerId           string                 `protobuf:"bytes,3,opt,name=miner_id,json=minerId,proto3" json:"miner_id,omitempty"`
+	CommandId         string                 `protobuf:"bytes,4,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"` // the held cloud command
+	CommandActor      string                 `protobuf:"bytes,5,opt,name=command_actor,json=commandActor,proto3" json:"command_actor,omitempty"`
+	Spec              *CommandSpec           `protobuf:"bytes,6,opt,name=spec,proto3" json:"spec,omitempty"`       // what the held command asked for
+	Message           string                 `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"` // the node's explanation (the local action, its actor and HLC)
+	CreatedAtUnixMs   int64                  `protobuf:"varint,8,opt,name=created_at_unix_ms,json=createdAtUnixMs,proto3" json:"created_at_unix_ms,omitempty"`
+	Status            string                 `protobuf:"bytes,9,opt,name=status,proto3" json:"status,omitempty"` // open, applied, discarded
+	ResolvedBy        string                 `protobuf:"bytes,10,opt,name=resolved_by,json=resolvedBy,proto3" json:"resolved_by,omitempty"`
+	ResolvedAtUnixMs  int64                  `protobuf:"varint,11,opt,name=resolved_at_unix_ms,json=resolvedAtUnixMs,proto3" json:"resolved_at_unix_ms,omitempty"`
+	ReissuedCommandId string                 `protobuf:"bytes,12,opt,name=reissued_command_id,json=reissuedCommandId,proto3" json:"reissued_command_id,omitempty"` // apply: the command issued again with a fresh watermark
+	Field             string                 `protobuf:"bytes,13,opt,name=field,proto3" json:"field,omitempty"`                                                    // mining, power, pools, curtailment
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *Conflict) Reset() {
+	*x = Conflict{}
+	mi := &file_hashfleet_v1_store_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Conflict) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Conflict) ProtoMessage() {}
+
+func (x *Conflict) ProtoReflect() protoreflect.Message {
+	mi := &file_hashfleet_v1_store_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Conflict.ProtoReflect.Descriptor instead.
+func (*Conflict) Descriptor() ([]byte, []int) {
+	return file_hashfleet_v1_store_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Conflict) GetConflictId() string {
+	if x != nil {
+		return x.ConflictId
+	}
+	return ""
+}
+
+func (x *Conflict) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *Conflict) GetMinerId() string {
+	if x != nil {
+		return x.MinerId
+	}
+	return ""
+}
+
+func (x *Conflict) GetCommandId() string {
+	if x != nil {
+		return x.CommandId
+	}
+	return ""
+}
+
+func (x *Conflict) GetCommandActor() string {
+	if x != nil {
+		return x.CommandActor
+	}
+	return ""
+}
+
+func (x *Conflict) GetSpec() *CommandSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *Conflict) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *Conflict) GetCreatedAtUnixMs() int64 {
+	if x != nil {
+		return x.CreatedAtUnixMs
+	}
+	return 0
+}
+
+func (x *Conflict) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Conflict) GetResolvedBy() string {
+	if x != nil {
+		return x.ResolvedBy
+	}
+	return ""
+}
+
+func (x *Conflict) GetResolvedAtUnixMs() int64 {
+	if x != nil {
+		return x.ResolvedAtUnixMs
+	}
+	return 0
+}
+
+func (x *Conflict) GetReissuedCommandId() string {
+	if x != nil {
+		return x.ReissuedCommandId
+	}
+	return ""
+}
+
+func (x *Conflict) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
 var File_hashfleet_v1_store_proto protoreflect.FileDescriptor
 
 const file_hashfleet_v1_store_proto_rawDesc = "" +
 	"\n" +
-	"\x18hashfleet/v1/store.proto\x12\fhashfleet.v1\x1a\x19hashfleet/v1/common.proto\"\xe7\x04\n" +
+	"\x18hashfleet/v1/store.proto\x12\fhashfleet.v1\x1a\x19hashfleet/v1/common.proto\x1a\x1ahashfleet/v1/gateway.proto\"\xe7\x04\n" +
 	"\rCommandRecord\x12\x1d\n" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x14\n" +
@@ -779,7 +1000,31 @@ const file_hashfleet_v1_store_proto_rawDesc = "" +
 	"\x11credentials_given\x18\x04 \x01(\bR\x10credentialsGiven\x12\x1c\n" +
 	"\n" +
 	"at_unix_ms\x18\x05 \x01(\x03R\batUnixMs\x12,\n" +
-	"\x06device\x18\x06 \x01(\v2\x14.hashfleet.v1.DeviceR\x06deviceB/Z-github.com/hashfleet/hashfleet/messages/pb;pbb\x06proto3"
+	"\x06device\x18\x06 \x01(\v2\x14.hashfleet.v1.DeviceR\x06device\"\xd1\x01\n" +
+	"\rLocalLogEntry\x124\n" +
+	"\acommand\x18\x01 \x01(\v2\x1a.hashfleet.v1.LocalCommandR\acommand\x12\x12\n" +
+	"\x04done\x18\x02 \x01(\bR\x04done\x12\x1a\n" +
+	"\breported\x18\x03 \x01(\bR\breported\x12+\n" +
+	"\x12created_at_unix_ms\x18\x04 \x01(\x03R\x0fcreatedAtUnixMs\x12-\n" +
+	"\x13finished_at_unix_ms\x18\x05 \x01(\x03R\x10finishedAtUnixMs\"\xc7\x03\n" +
+	"\bConflict\x12\x1f\n" +
+	"\vconflict_id\x18\x01 \x01(\tR\n" +
+	"conflictId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x19\n" +
+	"\bminer_id\x18\x03 \x01(\tR\aminerId\x12\x1d\n" +
+	"\n" +
+	"command_id\x18\x04 \x01(\tR\tcommandId\x12#\n" +
+	"\rcommand_actor\x18\x05 \x01(\tR\fcommandActor\x12-\n" +
+	"\x04spec\x18\x06 \x01(\v2\x19.hashfleet.v1.CommandSpecR\x04spec\x12\x18\n" +
+	"\amessage\x18\a \x01(\tR\amessage\x12+\n" +
+	"\x12created_at_unix_ms\x18\b \x01(\x03R\x0fcreatedAtUnixMs\x12\x16\n" +
+	"\x06status\x18\t \x01(\tR\x06status\x12\x1f\n" +
+	"\vresolved_by\x18\n" +
+	" \x01(\tR\n" +
+	"resolvedBy\x12-\n" +
+	"\x13resolved_at_unix_ms\x18\v \x01(\x03R\x10resolvedAtUnixMs\x12.\n" +
+	"\x13reissued_command_id\x18\f \x01(\tR\x11reissuedCommandId\x12\x14\n" +
+	"\x05field\x18\r \x01(\tR\x05fieldB/Z-github.com/hashfleet/hashfleet/messages/pb;pbb\x06proto3"
 
 var (
 	file_hashfleet_v1_store_proto_rawDescOnce sync.Once
@@ -793,7 +1038,7 @@ func file_hashfleet_v1_store_proto_rawDescGZIP() []byte {
 	return file_hashfleet_v1_store_proto_rawDescData
 }
 
-var file_hashfleet_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_hashfleet_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_hashfleet_v1_store_proto_goTypes = []any{
 	(*CommandRecord)(nil), // 0: hashfleet.v1.CommandRecord
 	(*NodeRecord)(nil),    // 1: hashfleet.v1.NodeRecord
@@ -801,30 +1046,35 @@ var file_hashfleet_v1_store_proto_goTypes = []any{
 	(*ScanRecord)(nil),    // 3: hashfleet.v1.ScanRecord
 	(*PairingRecord)(nil), // 4: hashfleet.v1.PairingRecord
 	(*DevicePairing)(nil), // 5: hashfleet.v1.DevicePairing
-	nil,                   // 6: hashfleet.v1.CommandRecord.ResultsEntry
-	nil,                   // 7: hashfleet.v1.CommandRecord.NodeSeqsEntry
-	(*CommandSpec)(nil),   // 8: hashfleet.v1.CommandSpec
-	(ResultCode)(0),       // 9: hashfleet.v1.ResultCode
-	(Protocol)(0),         // 10: hashfleet.v1.Protocol
-	(*Device)(nil),        // 11: hashfleet.v1.Device
-	(*MinerResult)(nil),   // 12: hashfleet.v1.MinerResult
+	(*LocalLogEntry)(nil), // 6: hashfleet.v1.LocalLogEntry
+	(*Conflict)(nil),      // 7: hashfleet.v1.Conflict
+	nil,                   // 8: hashfleet.v1.CommandRecord.ResultsEntry
+	nil,                   // 9: hashfleet.v1.CommandRecord.NodeSeqsEntry
+	(*CommandSpec)(nil),   // 10: hashfleet.v1.CommandSpec
+	(ResultCode)(0),       // 11: hashfleet.v1.ResultCode
+	(Protocol)(0),         // 12: hashfleet.v1.Protocol
+	(*Device)(nil),        // 13: hashfleet.v1.Device
+	(*LocalCommand)(nil),  // 14: hashfleet.v1.LocalCommand
+	(*MinerResult)(nil),   // 15: hashfleet.v1.MinerResult
 }
 var file_hashfleet_v1_store_proto_depIdxs = []int32{
-	8,  // 0: hashfleet.v1.CommandRecord.spec:type_name -> hashfleet.v1.CommandSpec
-	9,  // 1: hashfleet.v1.CommandRecord.status:type_name -> hashfleet.v1.ResultCode
-	6,  // 2: hashfleet.v1.CommandRecord.results:type_name -> hashfleet.v1.CommandRecord.ResultsEntry
-	7,  // 3: hashfleet.v1.CommandRecord.node_seqs:type_name -> hashfleet.v1.CommandRecord.NodeSeqsEntry
-	10, // 4: hashfleet.v1.ScanRecord.protocols:type_name -> hashfleet.v1.Protocol
-	11, // 5: hashfleet.v1.ScanRecord.found:type_name -> hashfleet.v1.Device
+	10, // 0: hashfleet.v1.CommandRecord.spec:type_name -> hashfleet.v1.CommandSpec
+	11, // 1: hashfleet.v1.CommandRecord.status:type_name -> hashfleet.v1.ResultCode
+	8,  // 2: hashfleet.v1.CommandRecord.results:type_name -> hashfleet.v1.CommandRecord.ResultsEntry
+	9,  // 3: hashfleet.v1.CommandRecord.node_seqs:type_name -> hashfleet.v1.CommandRecord.NodeSeqsEntry
+	12, // 4: hashfleet.v1.ScanRecord.protocols:type_name -> hashfleet.v1.Protocol
+	13, // 5: hashfleet.v1.ScanRecord.found:type_name -> hashfleet.v1.Device
 	5,  // 6: hashfleet.v1.PairingRecord.devices:type_name -> hashfleet.v1.DevicePairing
-	9,  // 7: hashfleet.v1.DevicePairing.code:type_name -> hashfleet.v1.ResultCode
-	11, // 8: hashfleet.v1.DevicePairing.device:type_name -> hashfleet.v1.Device
-	12, // 9: hashfleet.v1.CommandRecord.ResultsEntry.value:type_name -> hashfleet.v1.MinerResult
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	11, // 7: hashfleet.v1.DevicePairing.code:type_name -> hashfleet.v1.ResultCode
+	13, // 8: hashfleet.v1.DevicePairing.device:type_name -> hashfleet.v1.Device
+	14, // 9: hashfleet.v1.LocalLogEntry.command:type_name -> hashfleet.v1.LocalCommand
+	10, // 10: hashfleet.v1.Conflict.spec:type_name -> hashfleet.v1.CommandSpec
+	15, // 11: hashfleet.v1.CommandRecord.ResultsEntry.value:type_name -> hashfleet.v1.MinerResult
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_hashfleet_v1_store_proto_init() }
@@ -833,13 +1083,14 @@ func file_hashfleet_v1_store_proto_init() {
 		return
 	}
 	file_hashfleet_v1_common_proto_init()
+	file_hashfleet_v1_gateway_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hashfleet_v1_store_proto_rawDesc), len(file_hashfleet_v1_store_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

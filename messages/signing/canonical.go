@@ -44,6 +44,10 @@ func (e *encoder) u64(v uint64) {
 //	field("hashfleet-command-v1") || field(actor) || field(node_id) || field(u64be(monotonic_seq)) ||
 //	field(key_id) || field(u64be(lease_epoch)) || field(idempotency_key) || field(payload)
 //
+// followed, only when local_watermark is set, by
+//
+//	field("local_watermark") || field(u64be(wall_ms)) || field(u64be(logical)) || field(node_id)
+//
 // where field(x) = u64be(len(x)) || x. command_id, issued_at_unix_ms and the signature itself are not
 // covered: nothing may decide security on them. A nil command encodes as the zero command.
 func CanonicalBytes(cmd *pb.ControlCommand) []byte {
@@ -57,8 +61,19 @@ func CanonicalBytes(cmd *pb.ControlCommand) []byte {
 	e.u64(cmd.GetLeaseEpoch())
 	e.str(cmd.GetIdempotencyKey())
 	e.bytes(cmd.GetPayload())
+	if w := cmd.GetLocalWatermark(); w != nil {
+		e.str(watermarkTag)
+		e.u64(uint64(w.GetWallMs()))
+		e.u64(uint64(w.GetLogical()))
+		e.str(w.GetNodeId())
+	}
 	return e.b
 }
+
+// watermarkTag opens the optional trailing local-watermark fields. A command without a watermark encodes
+// exactly as before they existed, so signatures made before stay valid; one with a watermark encodes longer,
+// so neither can be taken for the other.
+const watermarkTag = "local_watermark"
 
 // ChallengeBytes returns the bytes a node's identity key signs to open a session, and the cloud verifies:
 //
@@ -70,6 +85,21 @@ func ChallengeBytes(nodeID string, nonce []byte) []byte {
 	e.str(SessionContext)
 	e.str(nodeID)
 	e.bytes(nonce)
+	return e.b
+}
+
+// MinerKeyContext separates a node's miner-signing key announcement from every other signature.
+const MinerKeyContext = "hashfleet-miner-key-v1"
+
+// MinerKeyBytes returns the bytes a node's identity key signs to announce its current miner-signing key
+// (ControlHello.miner_signing_public_key), and the cloud verifies:
+//
+//	field("hashfleet-miner-key-v1") || field(node_id) || field(key)
+func MinerKeyBytes(nodeID string, key []byte) []byte {
+	e := encoder{b: make([]byte, 0, 24+len(MinerKeyContext)+len(nodeID)+len(key))}
+	e.str(MinerKeyContext)
+	e.str(nodeID)
+	e.bytes(key)
 	return e.b
 }
 
