@@ -15,11 +15,7 @@ import (
 
 // Execute performs one command.
 func (d *Driver) Execute(ctx context.Context, spec *pb.CommandSpec) (string, error) {
-	msg, err := d.execute(ctx, spec)
-	if err != nil {
-		return "", fmt.Errorf("%s %s: %w", strings.ToLower(strings.TrimPrefix(spec.GetAction().String(), "ACTION_")), d.id, err)
-	}
-	return msg, nil
+	return miners.Execute(ctx, d.id, spec, d.execute)
 }
 
 func (d *Driver) execute(ctx context.Context, spec *pb.CommandSpec) (string, error) {
@@ -77,13 +73,9 @@ func (d *Driver) execute(ctx context.Context, spec *pb.CommandSpec) (string, err
 		return fmt.Sprintf("work mode %s (%v W) for a %v W target", modeName(mode.WorkMode), mode.PowerW, spec.GetPowerTargetW()), nil
 
 	case pb.Action_ACTION_BLINK:
-		on := true
-		if v, ok := spec.GetParams()["enable"]; ok {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return "", fmt.Errorf("param enable=%q is not a boolean: %w", v, miners.ErrRefused)
-			}
-			on = b
+		on, err := miners.LocateEnable(spec.GetParams())
+		if err != nil {
+			return "", err
 		}
 		if err := d.cgi(ctx, http.MethodPost, "/cgi-bin/blink.cgi", map[string]bool{"blink": on}, nil); err != nil {
 			return "", err
@@ -99,6 +91,18 @@ func (d *Driver) execute(ctx context.Context, spec *pb.CommandSpec) (string, err
 	case pb.Action_ACTION_GET_POOLS:
 		return d.api.Execute(ctx, spec)
 
+	case pb.Action_ACTION_FIRMWARE_UPDATE:
+		return d.firmwareUpdate(ctx, spec)
+	case pb.Action_ACTION_FIRMWARE_STATUS:
+		return d.firmwareStatus(ctx)
+	case pb.Action_ACTION_UPDATE_PASSWORD:
+		return d.updatePassword(ctx, spec)
+	case pb.Action_ACTION_DOWNLOAD_LOGS:
+		return d.downloadLogs(ctx, spec)
+	case pb.Action_ACTION_GET_COOLING:
+		return d.getCooling(ctx)
+	case pb.Action_ACTION_SET_COOLING:
+		return d.setCooling(ctx, spec)
 	case pb.Action_ACTION_GET_ERRORS:
 		t, err := d.api.Poll(ctx)
 		if err != nil {

@@ -3,7 +3,6 @@ package proto
 import (
 	"context"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -19,11 +18,7 @@ const maxPools = 3
 
 // Execute performs one command.
 func (d *Driver) Execute(ctx context.Context, spec *pb.CommandSpec) (string, error) {
-	msg, err := d.execute(ctx, spec)
-	if err != nil {
-		return "", fmt.Errorf("%s %s: %w", strings.ToLower(strings.TrimPrefix(spec.GetAction().String(), "ACTION_")), d.id, err)
-	}
-	return msg, nil
+	return miners.Execute(ctx, d.id, spec, d.execute)
 }
 
 func (d *Driver) execute(ctx context.Context, spec *pb.CommandSpec) (string, error) {
@@ -52,7 +47,7 @@ func (d *Driver) execute(ctx context.Context, spec *pb.CommandSpec) (string, err
 		return "mining stop accepted", nil
 
 	case pb.Action_ACTION_SET_POWER_TARGET:
-		w, err := watts(spec.GetPowerTargetW())
+		w, err := miners.PowerTargetWatts(spec.GetPowerTargetW())
 		if err != nil {
 			return "", err
 		}
@@ -64,7 +59,7 @@ func (d *Driver) execute(ctx context.Context, spec *pb.CommandSpec) (string, err
 
 	case pb.Action_ACTION_CURTAIL:
 		if spec.GetPowerTargetW() > 0 {
-			w, err := watts(spec.GetPowerTargetW())
+			w, err := miners.PowerTargetWatts(spec.GetPowerTargetW())
 			if err != nil {
 				return "", err
 			}
@@ -95,8 +90,12 @@ func (d *Driver) execute(ctx context.Context, spec *pb.CommandSpec) (string, err
 		if err != nil {
 			return "", err
 		}
-		return describePools(pools), nil
+		return miners.DescribePools(pools), nil
 
+	case pb.Action_ACTION_FIRMWARE_UPDATE:
+		return d.firmwareUpdate(ctx, spec)
+	case pb.Action_ACTION_FIRMWARE_STATUS:
+		return d.firmwareStatus(ctx)
 	case pb.Action_ACTION_GET_ERRORS:
 		errs, err := d.errorList(ctx)
 		if err != nil {
@@ -108,13 +107,6 @@ func (d *Driver) execute(ctx context.Context, spec *pb.CommandSpec) (string, err
 		return fmt.Sprintf("%d active errors: %s", len(errs), strings.Join(errs, "; ")), nil
 	}
 	return "", fmt.Errorf("action %v: %w", spec.GetAction(), miners.ErrUnsupported)
-}
-
-func watts(w float64) (int, error) {
-	if w <= 0 || math.IsNaN(w) || math.IsInf(w, 0) || w > 1e6 {
-		return 0, fmt.Errorf("power target %v W is not a positive number of watts: %w", w, miners.ErrRefused)
-	}
-	return int(math.Round(w)), nil
 }
 
 type targetReply struct {
@@ -154,7 +146,7 @@ func (d *Driver) uncurtail(ctx context.Context, spec *pb.CommandSpec) (string, e
 	target := 0
 	switch {
 	case spec.GetPowerTargetW() > 0:
-		w, err := watts(spec.GetPowerTargetW())
+		w, err := miners.PowerTargetWatts(spec.GetPowerTargetW())
 		if err != nil {
 			return "", err
 		}
@@ -187,13 +179,9 @@ func (d *Driver) uncurtail(ctx context.Context, spec *pb.CommandSpec) (string, e
 // "enable" ("false" turns it off).
 func (d *Driver) locate(ctx context.Context, params map[string]string) (string, error) {
 	q := url.Values{}
-	enable := true
-	if v, ok := params["enable"]; ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return "", fmt.Errorf("param enable=%q is not a boolean: %w", v, miners.ErrRefused)
-		}
-		enable = b
+	enable, err := miners.LocateEnable(params)
+	if err != nil {
+		return "", err
 	}
 	secs := d.cfg.LocateSeconds
 	if v, ok := params["seconds"]; ok {
@@ -246,15 +234,4 @@ func (d *Driver) updatePools(ctx context.Context, pools []*pb.Pool) (string, err
 		return "", err
 	}
 	return fmt.Sprintf("%d pools configured", len(body)), nil
-}
-
-func describePools(pools []*pb.Pool) string {
-	if len(pools) == 0 {
-		return "no pools configured"
-	}
-	parts := make([]string, 0, len(pools))
-	for _, p := range pools {
-		parts = append(parts, fmt.Sprintf("#%d %s user %s (%s)", p.GetPriority(), p.GetUrl(), p.GetUser(), p.GetStatus()))
-	}
-	return fmt.Sprintf("%d pools: %s", len(pools), strings.Join(parts, "; "))
 }

@@ -47,6 +47,9 @@ type Config struct {
 	// Transport replaces the driver's own HTTP transport (tests). Default: a transport owned by the driver,
 	// with no proxy, Config.TLS and the timeouts above.
 	Transport http.RoundTripper
+	// SourceIP, when set, is the local address the driver's own transport dials the miner from. Default:
+	// any.
+	SourceIP string
 }
 
 // Defaults; see Config.
@@ -97,5 +100,5 @@ func (c Config) withDefaults() Config {
 // web is the part of the configuration the HTTP client works from.
 func (c Config) web() httpx.Config {
 	return httpx.Config{Scheme: c.Scheme, TLS: c.TLS, RequestTimeout: c.RequestTimeout, DialTimeout: c.DialTimeout,
-		MaxBodyBytes: c.MaxBodyBytes, InfoTTL: c.InfoTTL, Transport: c.Transport}
+		MaxBodyBytes: c.MaxBodyBytes, InfoTTL: c.InfoTTL, Transport: c.Transport, SourceIP: c.SourceIP}
 }

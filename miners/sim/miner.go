@@ -116,6 +116,7 @@ type Miner struct {
 	lastAdvance time.Time
 	pools       []pool
 	writes      []Write
+	cond        conditions // SetHeat, SetHashrateFactor
 }
 
 // pool is a configured pool; counters are fractional so slow accrual is exact.
@@ -159,7 +160,7 @@ func (m *Miner) Snapshot() State {
 		Model:            m.model.name,
 		Serial:           m.serial,
 		MAC:              m.mac,
-		Firmware:         m.model.compileTime,
+		Firmware:         m.firmwareLocked(),
 	}
 	for i := range s.BoardHashrateTHs {
 		s.BoardHashrateTHs[i] = r.rateGH[i] / 1e3
@@ -336,8 +337,8 @@ func (m *Miner) readLocked(now time.Time) reading {
 		ch := uint64(10 + i)
 		switch {
 		case hashing:
-			r.rateGH[i] = round2(m.nominal * 1e3 / float64(r.boards) * (1 + 0.015*noise(m.seed, w, ch)))
-			r.pcb[i] = math.Round(58 + 4*noise(m.seed, w, ch+100))
+			r.rateGH[i] = round2(m.nominal * 1e3 / float64(r.boards) * (1 + 0.015*noise(m.seed, w, ch)) * m.cond.rate())
+			r.pcb[i] = math.Round(58 + 4*noise(m.seed, w, ch+100) + m.cond.heatC)
 			r.chip[i] = r.pcb[i] + 15
 		case m.sleeping:
 			r.pcb[i], r.chip[i] = 28, 29

@@ -65,7 +65,7 @@ func (m *Miner) summary(b []byte, now time.Time, r *reading) []byte {
 func (m *Miner) versionFields(b []byte) []byte {
 	b = kstr(b, "BMMiner", bmminerVer)
 	b = kstr(b, "Miner", minerVer)
-	b = kstr(b, "CompileTime", m.model.compileTime)
+	b = kstr(b, "CompileTime", m.firmwareLocked())
 	return kstr(b, "Type", m.model.name)
 }
 

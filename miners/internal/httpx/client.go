@@ -57,6 +57,9 @@ func (c *Client) CloseIdleConnections() {
 // or two keep-alive connections to the rig.
 func newTransport(cfg Config) *http.Transport {
 	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	if ip := net.ParseIP(cfg.SourceIP); ip != nil {
+		d.LocalAddr = &net.TCPAddr{IP: ip}
+	}
 	return &http.Transport{
 		Proxy:                  nil,
 		DialContext:            d.DialContext,

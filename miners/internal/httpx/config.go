@@ -22,6 +22,9 @@ type Config struct {
 	MaxBodyBytes   int64 // one reply body; more is miners.ErrMalformed
 	InfoTTL        time.Duration
 	Transport      http.RoundTripper // replaces the client's own transport (tests)
+	// SourceIP, when set, is the local address the client's own transport dials from (a host with
+	// several addresses on the miners' LAN; the simulations tell nodes apart by it). Default: any.
+	SourceIP string
 }
 
 // Defaults and limits shared by the drivers; the default MaxBodyBytes is each driver's own.

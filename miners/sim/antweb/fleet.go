@@ -65,6 +65,7 @@ func Start(cfg Config) (*Fleet, error) {
 			hostname:  fmt.Sprintf("Antminer-%04d", i),
 			workMode:  modeNormal,
 			passwords: map[string]string{},
+			fanPWM:    -1,
 			nonces:    map[string]*nonceState{},
 		}
 		m.web = web.Add(m.id, wc.ListenAddr(i, host), m)

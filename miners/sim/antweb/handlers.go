@@ -27,6 +27,9 @@ func routes() http.Handler {
 	cgi("POST /cgi-bin/blink.cgi", (*Miner).setBlink)
 	cgi("GET /cgi-bin/blink.cgi", (*Miner).getBlink)
 	cgi("GET /cgi-bin/get_blink_status.cgi", (*Miner).getBlink)
+	cgi("POST /cgi-bin/upgrade.cgi", (*Miner).upgrade)
+	cgi("POST /cgi-bin/passwd.cgi", (*Miner).passwd)
+	cgi("GET /cgi-bin/get_kernel_log.cgi", (*Miner).kernelLog)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		w.WriteHeader(http.StatusNotFound)
@@ -38,7 +41,7 @@ func routes() http.Handler {
 // isWrite: the CGIs that change the miner. A GET of reboot.cgi is a write, as stock firmware's UI does it.
 func isWrite(r *http.Request) bool {
 	switch r.URL.Path {
-	case "/cgi-bin/set_miner_conf.cgi", "/cgi-bin/blink.cgi":
+	case "/cgi-bin/set_miner_conf.cgi", "/cgi-bin/blink.cgi", "/cgi-bin/upgrade.cgi", "/cgi-bin/passwd.cgi":
 		return r.Method == http.MethodPost
 	case "/cgi-bin/reboot.cgi":
 		return true
@@ -103,8 +106,8 @@ func (m *Miner) getConf(w http.ResponseWriter, r *http.Request) {
 		"api-network":        true,
 		"api-groups":         "A:stats:pools:devs:summary:version",
 		"api-allow":          "A:0/0,W:*",
-		"bitmain-fan-ctrl":   false,
-		"bitmain-fan-pwm":    "100",
+		"bitmain-fan-ctrl":   s.FanCtrl,
+		"bitmain-fan-pwm":    strconv.Itoa(s.FanPWM),
 		"bitmain-use-vil":    true,
 		"bitmain-freq":       "675",
 		"bitmain-voltage":    "1400",
@@ -147,6 +150,11 @@ func (m *Miner) setConf(w http.ResponseWriter, r *http.Request) {
 	mode, hasMode, err := workModeParam(conf)
 	if err != nil {
 		refuse(w, r, http.StatusBadRequest, "M002", err.Error())
+		return
+	}
+	fan, err := fanParams(conf)
+	if err != nil {
+		refuse(w, r, http.StatusBadRequest, "M007", err.Error())
 		return
 	}
 	var pools []*pb.Pool
@@ -199,6 +207,7 @@ func (m *Miner) setConf(w http.ResponseWriter, r *http.Request) {
 		m.workMode = mode
 		m.mu.Unlock()
 	}
+	m.applyFan(fan)
 	stats(w, http.StatusOK, "success", "M000", "OK!")
 }
 

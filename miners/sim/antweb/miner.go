@@ -36,16 +36,20 @@ type Miner struct {
 
 	web *httpsim.Endpoint // the web listener, its fault, reboots and write log
 
-	mu        sync.Mutex
-	user      string
-	pass      string
-	opaque    string
-	hostname  string
-	workMode  string            // what the web side was last told (the API holds sleep/normal itself)
-	passwords map[string]string // url\x00user → pool password as configured through the web
-	blink     bool
-	nonces    map[string]*nonceState
-	auth      AuthStats
+	mu           sync.Mutex
+	user         string
+	pass         string
+	opaque       string
+	hostname     string
+	workMode     string            // what the web side was last told (the API holds sleep/normal itself)
+	passwords    map[string]string // url\x00user → pool password as configured through the web
+	blink        bool
+	nonces       map[string]*nonceState
+	auth         AuthStats
+	upgradeFault UpgradeFault
+	refusePasswd string // non-empty: passwd.cgi refuses with this reason
+	fanCtrl      bool
+	fanPWM       int // -1 until set: 100
 }
 
 // State is a miner's state as both sides report it.
@@ -60,6 +64,10 @@ type State struct {
 	Rebooting bool // the web side is down for a reboot
 	Reboots   int
 	Hostname  string
+	// FanCtrl and FanPWM are bitmain-fan-ctrl and bitmain-fan-pwm: manual fan control at FanPWM percent
+	// (0 with FanCtrl: fans off, immersion cooling), or the firmware's automatic control.
+	FanCtrl bool
+	FanPWM  int
 }
 
 // Pool is one pool as the web CGI shows it.
@@ -87,7 +95,7 @@ func (m *Miner) Snapshot() State {
 	defer m.mu.Unlock()
 	return State{
 		API: api, WorkMode: m.workModeLocked(api), Pools: m.poolsLocked(api), Blinking: m.blink,
-		Rebooting: rebooting, Reboots: reboots, Hostname: m.hostname,
+		Rebooting: rebooting, Reboots: reboots, Hostname: m.hostname, FanCtrl: m.fanCtrl, FanPWM: m.fanPWMLocked(),
 	}
 }
 

@@ -11,7 +11,9 @@ import (
 	"github.com/hashfleet/hashfleet/actors/clock"
 	"github.com/hashfleet/hashfleet/miners/sim"
 	"github.com/hashfleet/hashfleet/miners/sim/antweb"
+	bossim "github.com/hashfleet/hashfleet/miners/sim/braiins"
 	"github.com/hashfleet/hashfleet/miners/sim/protorig"
+	wmsim "github.com/hashfleet/hashfleet/miners/sim/whatsminer"
 )
 
 // Config shapes a mixed site. The counts are taken as given (zero is none); other zero fields take the
@@ -21,6 +23,9 @@ type Config struct {
 	// CGI, Proto rigs with the MDK REST API, and CGMiner-only miners. At least one in all; at most 20,000 of
 	// each. DefaultConfig: 140 Antminers and 60 Proto rigs (the demo's 200 miners, 70/30).
 	Antminer, Proto, CGMiner int
+	// Whatsminer and Braiins are how many Whatsminers (API v2 on APIPort, v3 on 4433; miners/sim/whatsminer)
+	// and Braiins OS miners (cgminer API on APIPort, gRPC on 50051; miners/sim/braiins) run. Default 0.
+	Whatsminer, Braiins int
 	// Seed makes every miner's identity and readings reproducible; each kind gets its own seed derived from
 	// it, so no two miners of the site share a serial or MAC.
 	Seed int64
@@ -46,6 +51,9 @@ type Config struct {
 	AntminerBase antweb.Config
 	ProtoBase    protorig.Config
 	CGMinerBase  sim.Config
+	// WhatsminerBase and BraiinsBase tune the two other kinds the same way (IDPrefix default "wm-", "bos-").
+	WhatsminerBase wmsim.Config
+	BraiinsBase    bossim.Config
 }
 
 // Defaults; see Config.
@@ -101,6 +109,12 @@ func (c Config) withDefaults() Config {
 	if c.CGMinerBase.IDPrefix == "" {
 		c.CGMinerBase.IDPrefix = DefaultCGMinerIDPrefix
 	}
+	if c.WhatsminerBase.IDPrefix == "" {
+		c.WhatsminerBase.IDPrefix = wmsim.DefaultIDPrefix
+	}
+	if c.BraiinsBase.IDPrefix == "" {
+		c.BraiinsBase.IDPrefix = bossim.DefaultIDPrefix
+	}
 	return c
 }
 
@@ -112,14 +126,14 @@ func (c Config) Validate() error {
 	for _, k := range []struct {
 		name string
 		n    int
-	}{{"Antminer", c.Antminer}, {"Proto", c.Proto}, {"CGMiner", c.CGMiner}} {
+	}{{"Antminer", c.Antminer}, {"Proto", c.Proto}, {"CGMiner", c.CGMiner}, {"Whatsminer", c.Whatsminer}, {"Braiins", c.Braiins}} {
 		if k.n < 0 || k.n > maxPerKind {
 			errs = append(errs, fmt.Errorf("mixed: %s count must be between 0 and %d, got %d", k.name, maxPerKind, k.n))
 		}
 	}
-	total := c.Antminer + c.Proto + c.CGMiner
+	total := c.Antminer + c.Proto + c.CGMiner + c.Whatsminer + c.Braiins
 	if total < 1 {
-		errs = append(errs, errors.New("mixed: the site needs at least one miner (Antminer, Proto and CGMiner are all 0)"))
+		errs = append(errs, errors.New("mixed: the site needs at least one miner (every kind's count is 0)"))
 	}
 	if c.APIPort < 0 || c.APIPort > 65535 || c.WebPort < 0 || c.WebPort > 65535 {
 		errs = append(errs, fmt.Errorf("mixed: APIPort and WebPort must be between 0 and 65535, got %d and %d", c.APIPort, c.WebPort))
@@ -142,7 +156,7 @@ func (c Config) Validate() error {
 	} else if c.APIPort != 0 || c.WebPort != 0 {
 		errs = append(errs, errors.New("mixed: fixed APIPort and WebPort need PerMinerIP (miners sharing a host use ephemeral ports)"))
 	}
-	prefixes := []string{c.AntminerBase.IDPrefix, c.ProtoBase.IDPrefix, c.CGMinerBase.IDPrefix}
+	prefixes := []string{c.AntminerBase.IDPrefix, c.ProtoBase.IDPrefix, c.CGMinerBase.IDPrefix, c.WhatsminerBase.IDPrefix, c.BraiinsBase.IDPrefix}
 	for i, p := range prefixes {
 		for j, q := range prefixes {
 			if i != j && strings.HasPrefix(p, q) {
@@ -158,14 +172,16 @@ const (
 	mixAntminer = "antminer"
 	mixProto    = "proto"
 	mixCGMiner  = "cgminer"
+	mixWM       = "whatsminer"
+	mixBraiins  = "braiins"
 )
 
 // ParseMix reads a mix such as "antminer=70,proto=30" (percentages of total, each a whole number, summing
-// to 100; "cgminer" is the third kind; a trailing % is allowed) into DefaultConfig with those counts. Counts
+// to 100; "cgminer", "whatsminer" and "braiins" are the other kinds; a trailing % is allowed) into DefaultConfig with those counts. Counts
 // are rounded by largest remainder, so they always add up to total (ties go to the kind named first).
 func ParseMix(s string, total int) (Config, error) {
-	if total < 1 || total > 3*maxPerKind {
-		return Config{}, fmt.Errorf("%w: total must be between 1 and %d, got %d", ErrBadMix, 3*maxPerKind, total)
+	if total < 1 || total > 5*maxPerKind {
+		return Config{}, fmt.Errorf("%w: total must be between 1 and %d, got %d", ErrBadMix, 5*maxPerKind, total)
 	}
 	if strings.TrimSpace(s) == "" {
 		return Config{}, fmt.Errorf("%w: empty (want e.g. \"antminer=70,proto=30\")", ErrBadMix)
@@ -183,8 +199,8 @@ func ParseMix(s string, total int) (Config, error) {
 		if !ok || k == "" {
 			return Config{}, fmt.Errorf("%w: %q is not kind=percent", ErrBadMix, item)
 		}
-		if k != mixAntminer && k != mixProto && k != mixCGMiner {
-			return Config{}, fmt.Errorf("%w: unknown kind %q (antminer, proto or cgminer)", ErrBadMix, k)
+		if k != mixAntminer && k != mixProto && k != mixCGMiner && k != mixWM && k != mixBraiins {
+			return Config{}, fmt.Errorf("%w: unknown kind %q (antminer, proto, cgminer, whatsminer or braiins)", ErrBadMix, k)
 		}
 		if slices.ContainsFunc(parts, func(p part) bool { return p.kind == k }) {
 			return Config{}, fmt.Errorf("%w: %s given twice", ErrBadMix, k)
@@ -226,9 +242,13 @@ func ParseMix(s string, total int) (Config, error) {
 			cfg.Proto = counts[i]
 		case mixCGMiner:
 			cfg.CGMiner = counts[i]
+		case mixWM:
+			cfg.Whatsminer = counts[i]
+		case mixBraiins:
+			cfg.Braiins = counts[i]
 		}
 	}
-	for _, n := range []int{cfg.Antminer, cfg.Proto, cfg.CGMiner} {
+	for _, n := range []int{cfg.Antminer, cfg.Proto, cfg.CGMiner, cfg.Whatsminer, cfg.Braiins} {
 		if n > maxPerKind {
 			return Config{}, fmt.Errorf("%w: %d miners of one kind, at most %d", ErrBadMix, n, maxPerKind)
 		}

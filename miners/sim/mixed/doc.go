@@ -4,7 +4,9 @@
 //
 //	Start(Config) ─▶ Fleet ─┬─ antweb.Fleet   Antminers    BaseIP …          API :APIPort, web :WebPort
 //	                        ├─ protorig.Fleet Proto rigs   next addresses …  REST :WebPort
-//	                        └─ sim.Fleet      CGMiner-only next addresses …  API :APIPort
+//	                        ├─ sim.Fleet      CGMiner-only next addresses …  API :APIPort
+//	                        ├─ whatsminer     Whatsminers  next addresses …  API v2 :APIPort, v3 :4433
+//	                        └─ braiins        Braiins OS   next addresses …  cgminer API :APIPort, gRPC :50051
 //	                                 │
 //	                 Devices() ◀─────┤ (Antminers, then Proto rigs, then CGMiner-only, each in index order)
 //	                 WriteLog(id) ◀──┘ Write{At, MinerID, Kind, Op, Remote, Accepted}

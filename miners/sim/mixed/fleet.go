@@ -10,7 +10,9 @@ import (
 	"github.com/hashfleet/hashfleet/messages/pb"
 	"github.com/hashfleet/hashfleet/miners/sim"
 	"github.com/hashfleet/hashfleet/miners/sim/antweb"
+	bossim "github.com/hashfleet/hashfleet/miners/sim/braiins"
 	"github.com/hashfleet/hashfleet/miners/sim/protorig"
+	wmsim "github.com/hashfleet/hashfleet/miners/sim/whatsminer"
 )
 
 // Kind is a simulated miner's kind.
@@ -23,6 +25,10 @@ const (
 	KindProto
 	// KindCGMiner: CGMiner API only; miners/sim.
 	KindCGMiner
+	// KindWhatsminer: Whatsminer API v2 (AES envelope writes) and v3; miners/sim/whatsminer.
+	KindWhatsminer
+	// KindBraiins: Braiins OS, cgminer API for reads, gRPC for writes; miners/sim/braiins.
+	KindBraiins
 )
 
 func (k Kind) String() string {
@@ -33,6 +39,10 @@ func (k Kind) String() string {
 		return "proto"
 	case KindCGMiner:
 		return "cgminer"
+	case KindWhatsminer:
+		return "whatsminer"
+	case KindBraiins:
+		return "braiins"
 	}
 	return "unknown"
 }
@@ -44,7 +54,8 @@ type Write struct {
 	Kind    Kind
 	// Op is the command as the miner's protocol names it: the CGMiner command ("restart", "addpool") for
 	// CGMiner-only miners, "METHOD /path" for the Antminer web CGI and the Proto rig REST API
-	// ("POST /cgi-bin/reboot.cgi", "PUT /api/v1/mining/target").
+	// ("POST /cgi-bin/reboot.cgi", "PUT /api/v1/mining/target"), the command for Whatsminers ("power_off",
+	// "set.miner.power_limit") and "Service/Method" for Braiins OS ("ActionsService/PauseMining").
 	Op string
 	// Remote is the writer's host:port, as the miner saw it.
 	Remote string
@@ -58,6 +69,8 @@ type Fleet struct {
 	ant   *antweb.Fleet
 	proto *protorig.Fleet
 	cgm   *sim.Fleet
+	wm    *wmsim.Fleet
+	bos   *bossim.Fleet
 	kinds map[string]Kind
 	first netip.Addr
 	last  netip.Addr
@@ -125,6 +138,36 @@ func Start(cfg Config) (*Fleet, error) {
 		f.note(devs, KindCGMiner)
 		next = nextAfter(devs[len(devs)-1].GetAddress(), next)
 	}
+	if cfg.Whatsminer > 0 {
+		c := cfg.WhatsminerBase
+		c.Count, c.Seed, c.Clock, c.PerMinerIP, c.Host = cfg.Whatsminer, kindSeed(cfg.Seed, KindWhatsminer), cfg.Clock, cfg.PerMinerIP, cfg.Host
+		c.PortV2, c.PortV3, c.StatePort, c.BaseIP = 0, 0, 0, next.String()
+		if cfg.PerMinerIP {
+			c.PortV2 = cfg.APIPort
+		}
+		var err error
+		if f.wm, err = wmsim.Start(c); err != nil {
+			return fail("Whatsminers", err)
+		}
+		devs := f.wm.Devices(2)
+		f.note(devs, KindWhatsminer)
+		next = nextAfter(devs[len(devs)-1].GetAddress(), next)
+	}
+	if cfg.Braiins > 0 {
+		c := cfg.BraiinsBase
+		c.Count, c.Seed, c.Clock, c.PerMinerIP, c.Host = cfg.Braiins, kindSeed(cfg.Seed, KindBraiins), cfg.Clock, cfg.PerMinerIP, cfg.Host
+		c.APIPort, c.GRPCPort, c.BaseIP = 0, 0, next.String()
+		if cfg.PerMinerIP {
+			c.APIPort = cfg.APIPort
+		}
+		var err error
+		if f.bos, err = bossim.Start(c); err != nil {
+			return fail("Braiins OS miners", err)
+		}
+		devs := f.bos.Devices()
+		f.note(devs, KindBraiins)
+		next = nextAfter(devs[len(devs)-1].GetAddress(), next)
+	}
 	if cfg.PerMinerIP {
 		f.last = next.Prev()
 	}
@@ -159,8 +202,9 @@ func nextAfter(hostPort string, def netip.Addr) netip.Addr {
 func (f *Fleet) Config() Config { return f.cfg }
 
 // Devices returns one Device per miner: Antminers (Protocol ANTMINER, Address the CGMiner API, WebAddress the
-// web CGI), then Proto rigs (PROTO, both the REST endpoint), then CGMiner-only miners (CGMINER), each kind in
-// index order.
+// web CGI), then Proto rigs (PROTO, both the REST endpoint), then CGMiner-only miners (CGMINER), then
+// Whatsminers (WHATSMINER, Address the API v2), then Braiins OS miners (BRAIINS, Address the cgminer API,
+// WebAddress the gRPC API), each kind in index order.
 func (f *Fleet) Devices() []*pb.Device {
 	var out []*pb.Device
 	if f.ant != nil {
@@ -171,6 +215,12 @@ func (f *Fleet) Devices() []*pb.Device {
 	}
 	if f.cgm != nil {
 		out = append(out, f.cgm.Devices()...)
+	}
+	if f.wm != nil {
+		out = append(out, f.wm.Devices(2)...)
+	}
+	if f.bos != nil {
+		out = append(out, f.bos.Devices()...)
 	}
 	return out
 }
@@ -196,6 +246,12 @@ func (f *Fleet) Protos() *protorig.Fleet { return f.proto }
 // CGMiners returns the CGMiner-only simulator, nil without CGMiner-only miners.
 func (f *Fleet) CGMiners() *sim.Fleet { return f.cgm }
 
+// Whatsminers returns the Whatsminer simulator, nil without Whatsminers.
+func (f *Fleet) Whatsminers() *wmsim.Fleet { return f.wm }
+
+// Braiins returns the Braiins OS simulator, nil without Braiins OS miners.
+func (f *Fleet) Braiins() *bossim.Fleet { return f.bos }
+
 // Count is the number of miners.
 func (f *Fleet) Count() int { return len(f.kinds) }
 
@@ -210,6 +266,18 @@ func (f *Fleet) WriteLog(minerID string) ([]Write, error) {
 		return fromProto(minerID, f.proto.Miner(minerID).WriteLog()), nil
 	case KindCGMiner:
 		return fromAPI(minerID, f.cgm.Miner(minerID).WriteLog()), nil
+	case KindWhatsminer:
+		var out []Write
+		for _, r := range f.wm.Miner(minerID).WriteLog() {
+			out = append(out, Write{At: r.At, MinerID: minerID, Kind: KindWhatsminer, Op: r.Command, Remote: r.Remote, Accepted: r.Accepted})
+		}
+		return out, nil
+	case KindBraiins:
+		var out []Write
+		for _, r := range f.bos.Miner(minerID).WriteLog() {
+			out = append(out, Write{At: r.At, MinerID: minerID, Kind: KindBraiins, Op: r.Method, Remote: r.Remote, Accepted: r.Accepted})
+		}
+		return out, nil
 	}
 	return nil, fmt.Errorf("write log of %q: %w", minerID, ErrUnknownMiner)
 }
@@ -260,6 +328,12 @@ func (f *Fleet) Close() error {
 	}
 	if f.cgm != nil {
 		errs = append(errs, f.cgm.Close())
+	}
+	if f.wm != nil {
+		errs = append(errs, f.wm.Close())
+	}
+	if f.bos != nil {
+		errs = append(errs, f.bos.Close())
 	}
 	return errors.Join(errs...)
 }

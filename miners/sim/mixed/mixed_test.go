@@ -76,7 +76,7 @@ func TestParseMixErrors(t *testing.T) {
 		{"", 10, "empty"},
 		{"antminer", 10, "not kind=percent"},
 		{"=100", 10, "not kind=percent"},
-		{"whatsminer=100", 10, "unknown kind"},
+		{"avalon=100", 10, "unknown kind"},
 		{"antminer=50,antminer=50", 10, "given twice"},
 		{"antminer=60,proto=30", 10, "add up to 90"},
 		{"antminer=70,proto=40", 10, "add up to 110"},

@@ -98,8 +98,9 @@ type Miner struct {
 	id    string
 	web   *httpsim.Endpoint // the rig's listener, its fault, reboots and write log
 
-	mu  sync.Mutex
-	rig *rig
+	mu           sync.Mutex
+	rig          *rig
+	refuseUpdate string // non-empty: PUT /api/v1/system/update fails with this reason
 }
 
 // ID returns the miner id.

@@ -48,6 +48,7 @@ func routes() http.Handler {
 	authed("POST /api/v1/mining/stop", (*Miner).stopMining)
 	authed("POST /api/v1/system/reboot", (*Miner).reboot)
 	authed("POST /api/v1/system/locate", (*Miner).locate)
+	authed("PUT /api/v1/system/update", (*Miner).putUpdate)
 
 	authed("GET /api/v1/telemetry", (*Miner).telemetry)
 	authed("GET /api/v1/cooling", (*Miner).cooling)
