@@ -21,6 +21,7 @@ import (
 	"github.com/hashfleet/hashfleet/node/spool"
 	"github.com/hashfleet/hashfleet/node/telemetry"
 	"github.com/hashfleet/hashfleet/node/uplink"
+	"github.com/hashfleet/hashfleet/node/writelog"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 )
@@ -72,7 +73,7 @@ type Config struct {
 
 	// BatchSize is the most samples per telemetry batch. Default 500.
 	BatchSize int
-	// BatchInterval is the longest a sample waits for its batch. Default 1s.
+	// BatchInterval is the longest a sample waits for its batch. Default 250ms (telemetry.Config.FlushInterval).
 	BatchInterval time.Duration
 	// MaxBacklogSamples bounds samples kept unacked while the cloud is unreachable, when they are kept in
 	// memory (no DataDir, or no cloud link). Default 100,000.
@@ -83,6 +84,9 @@ type Config struct {
 	// drops; command audit and local command events are never dropped). Its Clock, Logger and Registerer
 	// are the node's.
 	Spool spool.Config
+	// WrapOutbox, when set, wraps the spool before the batcher uses it (the chaos simulations' disk-full
+	// fault). Test seam; default nil.
+	WrapOutbox func(telemetry.Outbox) telemetry.Outbox
 	// ReplayRate bounds the samples or events sent per second on each stream, so a reconnecting node replays
 	// its backlog without flooding the cloud (live batches share the budget); 0 is unbounded. Default
 	// 20,000/s (telemetry.DefaultConfig).
@@ -96,6 +100,10 @@ type Config struct {
 	// Authorize opens a session on each new connection (split mode: uplink.ProofOfPossession). Nil uses
 	// SessionToken.
 	Authorize func(ctx context.Context, conn *grpc.ClientConn) (uplink.Credential, error)
+	// MinerKey is the node's current miner-signing public key and the identity key's signature over
+	// signing.MinerKeyBytes(NodeID, key), announced in every hello (split mode: identity.MinerKeyAnnouncement)
+	// so the cloud learns of a rotated key. Nil: nothing announced.
+	MinerKey, MinerKeySignature []byte
 	// HeartbeatInterval between HeartbeatPings. Default 5s.
 	HeartbeatInterval time.Duration
 	// Backoff is the reconnect policy. Default uplink.DefaultBackoff() (1s → 30s, jitter 0.2, stable 1m).
@@ -138,6 +146,16 @@ type Config struct {
 	// ActorMetrics, when set, is shared with other components of the process (combined mode); nil makes one
 	// on Registerer.
 	ActorMetrics *actors.Metrics
+	// Pair is this node's part in a warm-standby pair (gossip listen/advertise addresses, lease and gossip
+	// timings, the WAN-down policy); the pair itself comes from the cloud's HelloAck. Default
+	// DefaultPairConfig(); zero fields take it.
+	Pair PairConfig
+	// WriteLog records every miner write with its lease epoch (node/writelog). Nil: a writelog.File in
+	// DataDir (miner-writes.jsonl), or none without a DataDir.
+	WriteLog writelog.Log
+	// SiteAutomation tunes curtailment and the signed site policy's rules (site_automation.go). Zero value:
+	// the packages' defaults.
+	SiteAutomation SiteAutomationConfig
 	// System is the ActorSystem to run in; nil makes one the node owns and shuts down on Stop.
 	System *actor.ActorSystem
 }
@@ -165,6 +183,7 @@ func DefaultConfig() Config {
 		HeartbeatInterval:    u.HeartbeatInterval,
 		Backoff:              u.Backoff,
 		Clock:                clock.Real(),
+		Pair:                 DefaultPairConfig(),
 	}
 }
 
@@ -205,7 +224,7 @@ func (c Config) spoolConfig() spool.Config {
 func (c Config) uplinkConfig() uplink.Config {
 	u := uplink.DefaultConfig()
 	u.NodeID, u.Dial, u.SessionToken, u.SoftwareVersion = c.NodeID, c.Dial, c.SessionToken, c.SoftwareVersion
-	u.Authorize = c.Authorize
+	u.Authorize, u.MinerKey, u.MinerKeySignature = c.Authorize, c.MinerKey, c.MinerKeySignature
 	u.HeartbeatInterval, u.Backoff = c.HeartbeatInterval, c.Backoff
 	return u
 }
@@ -266,6 +285,9 @@ func (c Config) Validate() error {
 			g.Verifier = gate.InProcessVerifier{} // placeholder: Start builds the KeyringVerifier
 		}
 		if err := g.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := c.Pair.withDefaults().Validate(); err != nil {
 			errs = append(errs, err)
 		}
 	}

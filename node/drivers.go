@@ -5,6 +5,7 @@ import (
 	"crypto/hpke"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 
@@ -12,8 +13,10 @@ import (
 	"github.com/hashfleet/hashfleet/messages/sealing"
 	"github.com/hashfleet/hashfleet/miners"
 	"github.com/hashfleet/hashfleet/miners/antminer"
+	"github.com/hashfleet/hashfleet/miners/braiins"
 	"github.com/hashfleet/hashfleet/miners/cgminer"
 	"github.com/hashfleet/hashfleet/miners/proto"
+	"github.com/hashfleet/hashfleet/miners/whatsminer"
 	"github.com/hashfleet/hashfleet/node/credentials"
 )
 
@@ -22,6 +25,8 @@ import (
 //	PROTOCOL_CGMINER   cgminer.New(CGMiner)
 //	PROTOCOL_ANTMINER  antminer.New(Antminer + the device's login, else the stock root/root)
 //	PROTOCOL_PROTO     proto.New(Proto: JWTs signed with the node's miner-signing key; + the device's password)
+//	PROTOCOL_WHATSMINER whatsminer.New(Whatsminer + the device's admin password, else the factory "admin")
+//	PROTOCOL_BRAIINS   braiins.New(Braiins: reads with CGMiner's settings; + the device's login, else root/"")
 //
 // A device's login arrives sealed to this node (Device.login_envelope, from the cloud's ownership map). It is
 // opened just in time, when the driver is built, through a credentials.Opener that refuses devices the node
@@ -40,6 +45,11 @@ type Drivers struct {
 	// Proto configures Proto rigs. SigningKey is the node's miner-signing key (identity.MinerSigner) and
 	// Issuer the node id; Password, when set, is the default login of devices that carry none.
 	Proto proto.Config
+	// Whatsminer configures Whatsminers (APIVersion 2 or 3; Password: the default admin password of devices
+	// that carry none).
+	Whatsminer whatsminer.Config
+	// Braiins configures Braiins OS miners' gRPC side (Braiins.CGMiner is ignored: reads use CGMiner).
+	Braiins braiins.Config
 	// NodeID and CredentialKey (identity.HPKEPrivateKey) open sealed logins. Without a key a device that
 	// carries a sealed login is refused with ErrNoCredentialKey.
 	NodeID        string
@@ -47,10 +57,15 @@ type Drivers struct {
 	// Owns reports whether the node owns a device per its confirmed ownership map (Node.Owns). Nil: the
 	// devices the site runs, which are the owned ones.
 	Owns func(minerID string) bool
+	// SourceIP, when set, is the local address every driver dials its miner from (a node host with several
+	// addresses on the miners' LAN; the chaos simulations give each node its own 127.0.0.x so the simulated
+	// miners' write logs tell the nodes apart). It replaces CGMiner.Dialer. Default: any.
+	SourceIP string
 
-	once   sync.Once
-	opener *credentials.Opener
-	err    error
+	once       sync.Once
+	sourceOnce sync.Once
+	opener     *credentials.Opener
+	err        error
 }
 
 // ErrNoCredentialKey: a device carries a sealed login but the node was given no credential key.
@@ -98,6 +113,7 @@ func (d *Drivers) New(dev *pb.Device) (miners.Driver, error) {
 
 // build makes the raw driver of dev, opening its sealed login with op.
 func (d *Drivers) build(dev *pb.Device, op *credentials.Opener) (miners.Driver, error) {
+	d.sourceOnce.Do(d.applySourceIP)
 	switch dev.GetProtocol() {
 	case pb.Protocol_PROTOCOL_CGMINER:
 		return cgminer.New(dev, d.CGMiner), nil
@@ -123,6 +139,22 @@ func (d *Drivers) build(dev *pb.Device, op *credentials.Opener) (miners.Driver, 
 			return nil, err
 		}
 		return proto.New(dev, cfg)
+	case pb.Protocol_PROTOCOL_WHATSMINER:
+		cfg := d.Whatsminer
+		if err := openLogin(op, dev, func(pw string) { cfg.Password = pw }); err != nil {
+			return nil, err
+		}
+		return whatsminer.New(dev, cfg)
+	case pb.Protocol_PROTOCOL_BRAIINS:
+		cfg := d.Braiins
+		cfg.CGMiner = d.CGMiner
+		if u := dev.GetLoginUser(); u != "" {
+			cfg.Username = u
+		}
+		if err := openLogin(op, dev, func(pw string) { cfg.Password = pw }); err != nil {
+			return nil, err
+		}
+		return braiins.New(dev, cfg)
 	}
 	return nil, fmt.Errorf("protocol %s: %w", dev.GetProtocol(), miners.ErrUnsupported)
 }
@@ -242,6 +274,21 @@ func (d *Drivers) Pair(ctx context.Context, dev *pb.Device) PairOutcome {
 			return failed("paired, but the first poll with the node's key failed: %v", err)
 		}
 		return PairOutcome{pb.ResultCode_RESULT_CODE_SUCCEEDED, describe("paired with this node's key", t, info.Serial, info.MAC)}
+	case *braiins.Driver:
+		err := drv.CheckLogin(ctx)
+		switch {
+		case errors.Is(err, braiins.ErrBadPassword) && given:
+			return PairOutcome{pb.ResultCode_RESULT_CODE_WRONG_CREDENTIALS, "the miner refused the login given: " + err.Error()}
+		case errors.Is(err, braiins.ErrBadPassword):
+			return PairOutcome{pb.ResultCode_RESULT_CODE_NEEDS_CREDENTIALS, "the miner refused the stock login (root, no password): give its credentials"}
+		case err != nil:
+			return failed("%v", err)
+		}
+		t, err := drv.Poll(ctx)
+		if err != nil {
+			return failed("login works, but the cgminer API does not answer: %v", err)
+		}
+		return PairOutcome{pb.ResultCode_RESULT_CODE_SUCCEEDED, describe("paired", t, "", "")}
 	default:
 		t, err := drv.Poll(ctx)
 		if err != nil {
@@ -273,4 +320,16 @@ func describe(what string, t *pb.Telemetry, serial, mac string) string {
 		parts = append(parts, "MAC "+mac)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// applySourceIP points every driver family's dialer at SourceIP.
+func (d *Drivers) applySourceIP() {
+	ip := net.ParseIP(d.SourceIP)
+	if ip == nil {
+		return
+	}
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
+	d.CGMiner.Dialer = dialer.DialContext
+	d.Whatsminer.Dialer = dialer.DialContext
+	d.Antminer.SourceIP, d.Proto.SourceIP = d.SourceIP, d.SourceIP
 }

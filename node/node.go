@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -20,6 +21,7 @@ import (
 	"github.com/hashfleet/hashfleet/node/store"
 	"github.com/hashfleet/hashfleet/node/telemetry"
 	"github.com/hashfleet/hashfleet/node/uplink"
+	"github.com/hashfleet/hashfleet/node/writelog"
 )
 
 // MinerStatus is one miner as the node sees it.
@@ -49,6 +51,17 @@ type Node struct {
 	ownership                   *gate.Ownership       // the gate's owned set, readable from any goroutine; set in New
 	forwarder                   *actor.PID            // procmetrics, with Config.ForwardMetrics
 	keyring                     *gate.KeyringVerifier // nil with Config.Verifier
+	auto                        *siteAutomation       // curtailment and site automation (site_automation.go)
+
+	// Warm-standby pairs (pair.go): the PairActor, the write guard the gate and miners ask, the write log.
+	pair             *actor.PID
+	guard            *leaseGuard
+	writeLog         writelog.Log
+	writeFile        *writelog.File // writeLog when the node opened it (closed in teardown)
+	halt             atomic.Bool    // Kill: the gossip vanishes without leaving
+	uplinkPID        atomic.Pointer[actor.PID]
+	gossipRunning    atomic.Pointer[string]
+	gossipConfigured string
 }
 
 // New validates cfg and returns a node ready to Start.
@@ -63,7 +76,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Site != "" {
 		log = log.With(slog.String("site", cfg.Site))
 	}
-	return &Node{cfg: cfg, log: log, ownership: gate.NewOwnership(nil)}, nil
+	return &Node{cfg: cfg, log: log, ownership: gate.NewOwnership(nil), guard: &leaseGuard{clk: cfg.Clock}}, nil
 }
 
 // Start opens the store and spawns the node's actors. The context bounds nothing long: actors start at once
@@ -98,6 +111,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return err
 		}
 		outbox = n.spool
+		if cfg.WrapOutbox != nil {
+			outbox = cfg.WrapOutbox(outbox)
+		}
 	}
 
 	devices := cfg.Devices
@@ -123,6 +139,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	gcfg := cfg.gateConfig()
 	gcfg.Verifier = verifier
+	gcfg.EpochCheck = n.guard.EpochCheck
+	if err := n.openWriteLog(); err != nil {
+		return err
+	}
 
 	n.sys = cfg.System
 	if n.sys == nil {
@@ -151,29 +171,43 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.site, err = spawn("site", site.Props(cfg.siteConfig(), site.Env{
 		NodeID: cfg.NodeID, Devices: devices, Factory: cfg.DriverFactory, Limiter: n.limiter, Clock: cfg.Clock,
 		Sink: n.batcher, Metrics: site.NewMetrics(reg), MinerMetrics: minerMetrics, ActorMetrics: am, Logger: cfg.Logger,
+		Guard: n.guard, WriteLog: n.writeLog,
 	})); err != nil {
 		return err
 	}
 	if err := n.spawnCommissioning(spawn, am); err != nil {
 		return err
 	}
+	if err := n.spawnSiteAutomation(spawn, am); err != nil {
+		return err
+	}
+	local, err := n.localEnv(st)
+	if err != nil {
+		return err
+	}
 	if n.gate, err = spawn("gate", gate.Props(gcfg, gate.Env{
 		Store: st, Site: n.site, Sink: n.batcher, Owned: owned, Ownership: n.ownership, Control: n.commission,
+		SiteControl: n.auto.control, PoolGuard: n.auto.guard, Local: local,
 		Clock: cfg.Clock, Metrics: gate.NewMetrics(reg), ActorMetrics: am, Logger: cfg.Logger,
 	})); err != nil {
 		return err
 	}
 	if cfg.Dial != nil {
-		var ackTo []*actor.PID
+		if err := n.startPairing(spawn, am); err != nil {
+			return err
+		}
+		ackTo := []*actor.PID{n.pair}
 		if cfg.AcceptCloudOwnership {
-			ackTo = []*actor.PID{n.site, n.gate}
+			ackTo = append(ackTo, n.site, n.gate)
 		}
 		if n.uplink, err = spawn("uplink", uplink.Props(cfg.uplinkConfig(), uplink.Env{
-			LastSeq: st.SeqMark, Gate: n.gate, HelloAckTo: ackTo, Subscribers: []*actor.PID{n.batcher},
+			LastSeq: st.SeqMark, Gate: n.gate, HelloAckTo: ackTo, Subscribers: []*actor.PID{n.batcher, n.pair},
+			Lease: n.pair, LeaseEpoch: n.guard.Epoch, GossipAddr: n.helloGossipAddr,
 			Clock: cfg.Clock, Metrics: uplink.NewMetrics(reg), ActorMetrics: am, Logger: cfg.Logger,
 		})); err != nil {
 			return err
 		}
+		n.uplinkPID.Store(n.uplink)
 	}
 	if cfg.ForwardMetrics != nil && cfg.Dial != nil {
 		if n.forwarder, err = spawn("metrics-forwarder", procmetrics.Props(procmetrics.Config{NodeID: cfg.NodeID,
@@ -198,8 +232,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 // Stop stops every actor and goroutine of the node and closes its store: the uplink first (no new commands),
 // then the miners (their queued commands answer FAILED), their in-flight I/O, the gate (after it took in the
 // miners' last answers and recorded them), the batcher; then the store, and the ActorSystem if the node owns
-// it. It returns ctx's error if ctx ends first; call it once.
+// it. A warm-standby pair's lease holder first hands its lease over (PairConfig.KeepLeaseOnStop). It returns
+// ctx's error if ctx ends first; call it once.
 func (n *Node) Stop(ctx context.Context) error {
+	n.handoverOnStop(ctx)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if !n.started {
@@ -242,6 +278,12 @@ func (n *Node) teardown() {
 	stop(n.forwarder, false)
 	n.forwarder = nil
 	stop(n.uplink, false)
+	n.uplinkPID.Store(nil)
+	stop(n.pair, false) // its LeaseHolder withdraws the write permit; its gossip leaves (or vanishes: Kill)
+	n.pair = nil
+	if n.auto != nil { // before the site: they command its miners
+		n.auto.stop()
+	}
 	stop(n.site, false)
 	stop(n.commission, false) // cancels pairings in flight; the gate records them as interrupted
 	stop(n.discovery, false)  // cancels running scans and waits for their probes
@@ -249,6 +291,7 @@ func (n *Node) teardown() {
 	if n.limiter != nil {
 		n.limiter.Wait()
 	}
+	n.closeWriteLog() // after the miners' last writes
 	n.memory.restore()
 	stop(n.gate, true)
 	stop(n.batcher, true)

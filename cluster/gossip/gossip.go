@@ -25,6 +25,7 @@ type Gossip struct {
 	log     *slog.Logger
 	ml      *memberlist.Memberlist
 	started time.Time
+	addr    string // LocalAddr, read once at Start: memberlist's LocalNode is mutated by UpdateNode unlocked
 
 	meta     metaHolder
 	metaKick chan struct{}
@@ -92,6 +93,8 @@ func Start(cfg Config) (*Gossip, error) {
 		return nil, fmt.Errorf("gossip %s: start memberlist on %s:%d: %w", cfg.NodeName, cfg.BindAddr, cfg.BindPort, err)
 	}
 	g.ml, g.started = ml, time.Now()
+	ln := ml.LocalNode()
+	g.addr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.wg.Add(3)
 	go g.dispatch()
@@ -102,10 +105,7 @@ func Start(cfg Config) (*Gossip, error) {
 }
 
 // LocalAddr returns this member's advertised "host:port".
-func (g *Gossip) LocalAddr() string {
-	n := g.ml.LocalNode()
-	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
-}
+func (g *Gossip) LocalAddr() string { return g.addr }
 
 // Stop leaves the pair gracefully (the peer sees PeerLeft at once), shuts memberlist down and ends its
 // goroutines. Safe to call more than once, and after Halt.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,8 +38,9 @@ type node struct {
 	auto    *actor.PID
 	log     *slog.Logger
 
-	mu     sync.Mutex
-	audits []*pb.AuditRecord
+	mu       sync.Mutex
+	audits   []*pb.AuditRecord
+	inactive atomic.Bool // Env.Active says no (a pair's standby)
 }
 
 func newNode(t *testing.T, start time.Time, n int, stored *SignedPolicy, k keys) *node {
@@ -61,7 +63,7 @@ func newNode(t *testing.T, start time.Time, n int, stored *SignedPolicy, k keys)
 	acfg := DefaultConfig()
 	acfg.NodeID, acfg.Site, acfg.TickInterval = "n1", "site-a", 30*time.Second
 	nd.auto = nd.sys.Root.Spawn(Props(acfg, Env{Commander: cmd, Snapshots: snaps, Curtail: nd.curtail, Keys: k.ring, Store: nd.store,
-		PoolGuard: nd.guard, Clock: nd.clk, Metrics: NewMetrics(nd.reg), Logger: log,
+		PoolGuard: nd.guard, Clock: nd.clk, Metrics: NewMetrics(nd.reg), Logger: log, Active: func() bool { return !nd.inactive.Load() },
 		Auditor: AuditorFunc(func(r *pb.AuditRecord) { nd.mu.Lock(); nd.audits = append(nd.audits, r); nd.mu.Unlock() })}))
 	t.Cleanup(func() {
 		_ = nd.sys.Root.StopFuture(nd.auto).Wait()

@@ -31,7 +31,10 @@ type Env struct {
 	// Keys is the node's trust store of org command keys (*signing.Keyring), required to install policies.
 	Keys KeySource
 	// PoolGuard, when set, is updated with each installed policy's trusted pools, for the CommandGate.
-	PoolGuard    *PoolGuard
+	PoolGuard *PoolGuard
+	// Active, when set, says whether this node may act on miners now (a warm-standby pair's lease holder):
+	// while it says no, rules are not evaluated (the holder runs them). Nil: always active.
+	Active       func() bool
 	Clock        clock.Clock
 	Metrics      *Metrics
 	ActorMetrics *actors.Metrics
@@ -222,7 +225,7 @@ func (a *Actor) onTick(ctx actor.Context, t tick) {
 // evaluate runs the rules once and performs what they decide.
 func (a *Actor) evaluate(ctx actor.Context) {
 	p := a.h.policy
-	if p == nil {
+	if p == nil || (a.env.Active != nil && !a.env.Active()) {
 		return
 	}
 	now := a.env.Clock.Now()

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +36,7 @@ type actorHarness struct {
 	mu       sync.Mutex
 	commands []Command
 	persists int
+	inactive atomic.Bool // Env.Active says no (a pair's standby)
 }
 
 func newActorHarness(t *testing.T, f *fleet, cfg Config) *actorHarness {
@@ -54,6 +56,7 @@ func newActorHarness(t *testing.T, f *fleet, cfg Config) *actorHarness {
 		Snapshots: SnapshotsFunc(func() []MinerSnapshot { return h.f.snapshots(h.clk.Now()) }),
 		Clock:     h.clk,
 		Persist:   func(State) { h.mu.Lock(); h.persists++; h.mu.Unlock() },
+		Active:    func() bool { return !h.inactive.Load() },
 		Metrics:   NewMetrics(h.reg),
 		Logger:    log,
 	}

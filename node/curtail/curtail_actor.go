@@ -22,7 +22,14 @@ type Env struct {
 	Initial *State
 	// Persist, when set, is called with the state after every start, stop, ramp step and phase change, for
 	// the node to keep in its store so a restarted node resumes the event. It must not block for long.
-	Persist      func(State)
+	Persist func(State)
+	// OnStatus, when set, is called with the status after every start, stop and reconcile (every tick while
+	// an event runs), for the node to report it to the cloud and the local UI. It must not block.
+	OnStatus func(Status)
+	// Active, when set, says whether this node may command miners now (a warm-standby pair's lease holder):
+	// while it says no, events are accepted and kept but nothing is reconciled or commanded, so the standby
+	// of a pair holds the same event and takes it over when promoted. Nil: always active.
+	Active       func() bool
 	Metrics      *Metrics
 	ActorMetrics *actors.Metrics
 	Logger       *slog.Logger
@@ -116,7 +123,7 @@ func (a *Actor) onTick(ctx actor.Context, t tick) {
 // reconcile runs one Reconcile with fresh snapshots and the results gathered since the last one.
 func (a *Actor) reconcile(ctx actor.Context) {
 	prev := a.h.st
-	if prev.Phase == PhaseIdle {
+	if prev.Phase == PhaseIdle || (a.env.Active != nil && !a.env.Active()) {
 		a.results = nil
 		return
 	}
@@ -152,6 +159,9 @@ func (a *Actor) send(ctx actor.Context, st State, actions []Action) {
 func (a *Actor) after(prev, next State, stepped bool) {
 	s := next.Status()
 	a.env.Metrics.status(s)
+	if a.env.OnStatus != nil {
+		a.env.OnStatus(s)
+	}
 	if next.Last != prev.Last && next.Last != nil {
 		o := next.Last
 		a.env.Metrics.event(o.Result)

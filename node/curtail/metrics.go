@@ -8,10 +8,11 @@ import (
 // Metrics are curtailment's series. Labels are bounded (phase, state, action, reason, result); never a miner
 // or event id. A nil *Metrics records nothing.
 type Metrics struct {
-	target, measured, unmet, achieved prometheus.Gauge
-	phase, miners                     *prometheus.GaugeVec
-	commands, events                  *prometheus.CounterVec
-	steps                             prometheus.Counter
+	target, measured, reduced, unmet prometheus.Gauge
+	achieved                         prometheus.Gauge
+	phase, miners                    *prometheus.GaugeVec
+	commands, events                 *prometheus.CounterVec
+	steps                            prometheus.Counter
 }
 
 var (
@@ -29,6 +30,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		measured: promx.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hashfleet_node_curtail_measured_watts",
 			Help: "Power the curtailment event's scope draws now, as the miners report it.",
+		})),
+		reduced: promx.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hashfleet_node_curtail_reduced_watts",
+			Help: "Power the curtailment event in progress has shed: its scope's draw before the event minus its draw now.",
 		})),
 		unmet: promx.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hashfleet_node_curtail_unmet_watts",
@@ -84,6 +89,7 @@ func (m *Metrics) status(s Status) {
 	}
 	m.target.Set(s.TargetKW * 1000)
 	m.measured.Set(s.MeasuredKW * 1000)
+	m.reduced.Set(max(0, s.ReducedKW) * 1000)
 	m.unmet.Set(s.UnmetKW * 1000)
 	if s.Achieved {
 		m.achieved.Set(1)

@@ -129,11 +129,37 @@ type TagFunc func(*pb.Device) []string
 // Board is a concurrency-safe Snapshots implementation: the node feeds it MinerActor statuses (from the
 // SiteSupervisor's StatusUpdates, or a periodic site.List) and the CurtailActor and AutomationActor read it
 // from memory inside Receive.
+//
+// A refresh converts only the statuses that changed since the last one (a new sample, state or device: the
+// MinerActor replaces them, never edits them), and the sorted snapshot list is kept between reads and copied
+// on the first write after a read (copy-on-write), so a read costs nothing and a refresh costs the miners
+// polled since.
 type Board struct {
 	caps CapabilityFunc
 	tags TagFunc
-	mu   sync.RWMutex
-	m    map[string]MinerSnapshot
+	mu   sync.Mutex
+	// snaps is every miner's snapshot sorted by id; srcs[i] is what snaps[i] was made from, pos the index
+	// of each id.
+	snaps []MinerSnapshot
+	srcs  []statusKey
+	pos   map[string]int
+	// shared: snaps has been handed out by Snapshots, so it is copied before the next write.
+	shared bool
+	// seen and gen mark the positions a Replace named (sameMembers).
+	seen []uint32
+	gen  uint32
+}
+
+// statusKey is what a snapshot is computed from: a status with the same key gives the same snapshot.
+type statusKey struct {
+	device       *pb.Device
+	sample, good *pb.Telemetry
+	state        pb.MinerState
+	since        time.Time
+}
+
+func keyOf(st miner.Status) statusKey {
+	return statusKey{device: st.Device, sample: st.Sample, good: st.LastGood, state: st.State, since: st.StateSince}
 }
 
 // NewBoard returns an empty board; caps nil means DefaultCapabilities, tags nil means none.
@@ -141,7 +167,7 @@ func NewBoard(caps CapabilityFunc, tags TagFunc) *Board {
 	if caps == nil {
 		caps = DefaultCapabilities
 	}
-	return &Board{caps: caps, tags: tags, m: map[string]MinerSnapshot{}}
+	return &Board{caps: caps, tags: tags, pos: map[string]int{}}
 }
 
 func (b *Board) snapshot(st miner.Status) MinerSnapshot {
@@ -152,45 +178,136 @@ func (b *Board) snapshot(st miner.Status) MinerSnapshot {
 	return SnapshotFromStatus(st, b.caps(st.Device), tags)
 }
 
+// set stores st's snapshot at i unless it is unchanged. Caller holds mu.
+func (b *Board) set(i int, st miner.Status) {
+	k := keyOf(st)
+	if b.srcs[i] == k {
+		return
+	}
+	if b.shared {
+		b.snaps = slices.Clone(b.snaps)
+		b.shared = false
+	}
+	b.snaps[i], b.srcs[i] = b.snapshot(st), k
+}
+
+// rebuild replaces the whole list with sts (the last status of an id wins), reusing the snapshots of
+// unchanged statuses. Caller holds mu.
+func (b *Board) rebuild(sts []miner.Status) {
+	idx := make(map[string]int, len(sts))
+	for i, st := range sts {
+		idx[st.MinerID] = i
+	}
+	order := make([]int, 0, len(idx))
+	for i, st := range sts {
+		if idx[st.MinerID] == i {
+			order = append(order, i)
+		}
+	}
+	slices.SortFunc(order, func(x, y int) int { return cmpString(sts[x].MinerID, sts[y].MinerID) })
+	snaps := make([]MinerSnapshot, len(order))
+	srcs := make([]statusKey, len(order))
+	pos := make(map[string]int, len(order))
+	for j, i := range order {
+		st := sts[i]
+		k := keyOf(st)
+		if p, ok := b.pos[st.MinerID]; ok && b.srcs[p] == k {
+			snaps[j] = b.snaps[p]
+		} else {
+			snaps[j] = b.snapshot(st)
+		}
+		srcs[j], pos[st.MinerID] = k, j
+	}
+	b.snaps, b.srcs, b.pos, b.shared = snaps, srcs, pos, false
+}
+
 // Update records the given statuses.
 func (b *Board) Update(sts ...miner.Status) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, st := range sts {
-		b.m[st.MinerID] = b.snapshot(st)
+		if _, ok := b.pos[st.MinerID]; !ok {
+			all := make([]miner.Status, 0, len(b.snaps)+len(sts))
+			all = append(all, b.statuses()...)
+			b.rebuild(append(all, sts...))
+			return
+		}
 	}
+	for _, st := range sts {
+		b.set(b.pos[st.MinerID], st)
+	}
+}
+
+// statuses rebuilds minimal statuses of the current list, for rebuild to keep its snapshots. Caller holds mu.
+func (b *Board) statuses() []miner.Status {
+	out := make([]miner.Status, len(b.snaps))
+	for i, s := range b.snaps {
+		k := b.srcs[i]
+		out[i] = miner.Status{MinerID: s.ID, Device: k.device, Sample: k.sample, LastGood: k.good, State: k.state, StateSince: k.since}
+	}
+	return out
 }
 
 // Replace records a whole site's list (site.List.Miners): miners not in it are forgotten.
 func (b *Board) Replace(sts []miner.Status) {
-	m := make(map[string]MinerSnapshot, len(sts))
-	for _, st := range sts {
-		m[st.MinerID] = b.snapshot(st)
-	}
 	b.mu.Lock()
-	b.m = m
-	b.mu.Unlock()
+	defer b.mu.Unlock()
+	if b.sameMembers(sts) {
+		for _, st := range sts {
+			b.set(b.pos[st.MinerID], st)
+		}
+		return
+	}
+	b.rebuild(sts)
+}
+
+// sameMembers reports whether sts names exactly the board's miners, each once. Caller holds mu.
+func (b *Board) sameMembers(sts []miner.Status) bool {
+	if len(sts) != len(b.snaps) {
+		return false
+	}
+	b.gen++
+	if b.gen == 0 || len(b.seen) != len(b.snaps) {
+		b.seen, b.gen = make([]uint32, len(b.snaps)), 1
+	}
+	for _, st := range sts {
+		p, ok := b.pos[st.MinerID]
+		if !ok || b.seen[p] == b.gen {
+			return false
+		}
+		b.seen[p] = b.gen
+	}
+	return true
 }
 
 // Remove forgets miners.
 func (b *Board) Remove(ids ...string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	gone := false
 	for _, id := range ids {
-		delete(b.m, id)
+		if _, ok := b.pos[id]; ok {
+			gone = true
+		}
 	}
+	if !gone {
+		return
+	}
+	drop := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		drop[id] = struct{}{}
+	}
+	keep := slices.DeleteFunc(b.statuses(), func(st miner.Status) bool { _, ok := drop[st.MinerID]; return ok })
+	b.rebuild(keep)
 }
 
-// Snapshots implements Snapshots: every miner, sorted by id.
+// Snapshots implements Snapshots: every miner, sorted by id. The slice is shared with the board and other
+// readers: callers must not modify it (the board copies it before its next change).
 func (b *Board) Snapshots() []MinerSnapshot {
-	b.mu.RLock()
-	out := make([]MinerSnapshot, 0, len(b.m))
-	for _, s := range b.m {
-		out = append(out, s)
-	}
-	b.mu.RUnlock()
-	slices.SortFunc(out, func(a, b MinerSnapshot) int { return cmpString(a.ID, b.ID) })
-	return out
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.shared = true
+	return b.snaps[:len(b.snaps):len(b.snaps)]
 }
 
 func cmpString(a, b string) int {

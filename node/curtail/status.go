@@ -24,6 +24,8 @@ type Status struct {
 	// MinersCurtailed are verified curtailed; MinersPending chosen or commanded and not verified yet;
 	// MinersWaiting unreachable or rebooting; MinersReleasing on their way back.
 	MinersCurtailed, MinersPending, MinersWaiting, MinersReleasing int
+	// Curtailed are the miners verified curtailed (MinersCurtailed of them), sorted.
+	Curtailed []string
 	// Stragglers are miners that did not follow a command (being retried, or given up on), sorted.
 	Stragglers []string
 	// Failed are stragglers given up on (a subset of Stragglers).
@@ -51,6 +53,7 @@ func (s State) Status() Status {
 		switch t.Phase {
 		case TrackHeld:
 			st.MinersCurtailed++
+			st.Curtailed = append(st.Curtailed, id)
 		case TrackQueued, TrackSent:
 			st.MinersPending++
 		case TrackWaiting, TrackReleaseWaiting:
@@ -65,6 +68,7 @@ func (s State) Status() Status {
 			st.MinersReleasing++
 		}
 	}
+	slices.Sort(st.Curtailed)
 	slices.Sort(st.Stragglers)
 	slices.Sort(st.Failed)
 	return st

@@ -236,7 +236,7 @@ func (r *Request) validate() error {
 	var errs []error
 	for _, p := range r.Protocols {
 		switch p {
-		case pb.Protocol_PROTOCOL_CGMINER, pb.Protocol_PROTOCOL_ANTMINER, pb.Protocol_PROTOCOL_PROTO:
+		case pb.Protocol_PROTOCOL_CGMINER, pb.Protocol_PROTOCOL_ANTMINER, pb.Protocol_PROTOCOL_PROTO, pb.Protocol_PROTOCOL_WHATSMINER:
 		default:
 			errs = append(errs, fmt.Errorf("protocol %v cannot be discovered: %w", p, ErrBadRequest))
 		}

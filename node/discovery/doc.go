@@ -19,7 +19,10 @@
 // Identification (identity.go, decide): a Proto rig by its unauthenticated GET /api/v1/pairing/info (MAC,
 // control-board serial; model from the equally open GET /api/v1/system); an Antminer by the digest challenge
 // of its web CGI whose realm names an Antminer, and with credentials by get_system_info.cgi (model, serial,
-// MAC); a CGMiner API by its version+stats reply (model from Type, firmware from CompileTime). The MinerId is
+// MAC); a CGMiner API by its version+stats reply (model from Type, firmware from CompileTime); a Whatsminer
+// (btminer API v2) on the same port by its string STATUS refusal of that request, then its clear-text
+// get_version, devdetails and get_miner_info (probe_whatsminer.go). Braiins OS answers the CGMiner probe and
+// is found as a CGMINER device (its gRPC API is not probed). The MinerId is
 // derived from the MAC, else the serial, else the address (MinerID).
 //
 // Hostile input (architecture, security point 7): every read is bounded (Config.MaxReplyBytes, 16 KiB of

@@ -90,9 +90,11 @@ var errSilent = errors.New("no answer")
 // cgEvidence is what a CGMiner API probe on one port learnt.
 type cgEvidence struct {
 	port                    int
-	ok                      bool // answered as a CGMiner API
+	ok                      bool // answered as a CGMiner API (or, with wm, btminer's API v2)
 	model, firmware, serial string
-	err                     error // when !ok: errSilent, ErrNotMiner or ErrHostile, wrapped
+	wm                      bool   // a Whatsminer (btminer API v2)
+	mac                     string // reported by a Whatsminer
+	err                     error  // when !ok: errSilent, ErrNotMiner or ErrHostile, wrapped
 }
 
 // webEvidence is what the HTTP probes on one port learnt.
@@ -171,7 +173,12 @@ func decide(addr netip.Addr, req *Request, ports Ports, cgs []cgEvidence, webs [
 			return finish(d, &info, notes), nil
 		}
 	}
-	if api != nil && req.wants(pb.Protocol_PROTOCOL_CGMINER) {
+	if api != nil && api.wm && req.wants(pb.Protocol_PROTOCOL_WHATSMINER) {
+		d := &pb.Device{Protocol: pb.Protocol_PROTOCOL_WHATSMINER, Address: hostPort(api.port), Model: api.model, Serial: api.serial, Mac: api.mac}
+		problems(-1)
+		return finish(d, &webInfo{firmware: api.firmware}, notes), nil
+	}
+	if api != nil && !api.wm && req.wants(pb.Protocol_PROTOCOL_CGMINER) {
 		d := &pb.Device{Protocol: pb.Protocol_PROTOCOL_CGMINER, Address: hostPort(api.port), Model: api.model, Serial: api.serial}
 		problems(-1)
 		return finish(d, &webInfo{firmware: api.firmware}, notes), nil
@@ -180,7 +187,10 @@ func decide(addr netip.Addr, req *Request, ports Ports, cgs []cgEvidence, webs [
 	// No device: every answer that was not silence is an error of this address.
 	var errs []TargetError
 	for _, c := range cgs {
-		if c.ok {
+		if c.ok && c.wm {
+			errs = append(errs, TargetError{Addr: addr, Port: c.port, Probe: "cgminer",
+				Err: fmt.Errorf("a Whatsminer API (%s), but WHATSMINER was not asked for: %w", describeModel(c.model), ErrNotMiner)})
+		} else if c.ok {
 			errs = append(errs, TargetError{Addr: addr, Port: c.port, Probe: "cgminer",
 				Err: fmt.Errorf("a CGMiner API (%s), but CGMINER was not asked for: %w", describeModel(c.model), ErrNotMiner)})
 		} else if c.err != nil && !errors.Is(c.err, errSilent) {

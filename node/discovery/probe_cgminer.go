@@ -25,6 +25,9 @@ func (r *run) probeCGMiner(ctx context.Context, addr netip.Addr, port int) cgEvi
 		return ev
 	}
 	version, stats := section(doc, "version"), section(doc, "stats")
+	if _, btminer := get(doc, "STATUS").(string); btminer && version == nil && stats == nil {
+		return r.probeWhatsminer(ctx, hp, ev) // a plain string STATUS is btminer's API v2, not cgminer's
+	}
 	if version == nil && stats == nil {
 		// Not a joined reply: firmware that cannot join answers with one STATUS (often E, "cannot be joined").
 		if get(doc, "STATUS") == nil {
@@ -51,6 +54,11 @@ func (r *run) probeCGMiner(ctx context.Context, addr netip.Addr, port int) cgEvi
 // cgRequest sends one command on a fresh connection within ProbeTimeout and parses the reply leniently:
 // trailing NUL, bmminer's "}{" between STATS objects, any key case.
 func (r *run) cgRequest(ctx context.Context, hostPort, command string) (map[string]any, error) {
+	return r.apiRequest(ctx, hostPort, command, []byte(`{"command":"`+command+`"}`))
+}
+
+// apiRequest sends req, one JSON request named command in errors, as cgRequest does.
+func (r *run) apiRequest(ctx context.Context, hostPort, command string, req []byte) (map[string]any, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.ProbeTimeout)
 	defer cancel()
 	conn, err := r.dialer.DialContext(ctx, "tcp", hostPort)
@@ -62,7 +70,7 @@ func (r *run) cgRequest(ctx context.Context, hostPort, command string) (map[stri
 	_ = conn.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) }) // cancellation ends the read
 	defer stop()
-	if _, err := conn.Write([]byte(`{"command":"` + command + `"}`)); err != nil {
+	if _, err := conn.Write(req); err != nil {
 		return nil, fmt.Errorf("send %s: %v: %w", command, err, ErrNotMiner)
 	}
 	buf, err := readCGReply(conn, r.cfg.MaxReplyBytes)

@@ -156,7 +156,7 @@ func (r *run) probeAddr(ctx context.Context, addr netip.Addr) (found *Found, err
 		}
 	}()
 	var cgPorts, webPorts []int
-	if r.req.wants(pb.Protocol_PROTOCOL_CGMINER) || r.req.wants(pb.Protocol_PROTOCOL_ANTMINER) {
+	if r.req.wants(pb.Protocol_PROTOCOL_CGMINER) || r.req.wants(pb.Protocol_PROTOCOL_ANTMINER) || r.req.wants(pb.Protocol_PROTOCOL_WHATSMINER) {
 		cgPorts = r.ports.CGMiner
 	}
 	if r.req.wants(pb.Protocol_PROTOCOL_PROTO) {

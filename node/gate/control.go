@@ -2,6 +2,7 @@ package gate
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/hashfleet/hashfleet/messages/pb"
 	"github.com/hashfleet/hashfleet/messages/sealing"
@@ -21,7 +22,9 @@ const MaxPairingDevices = 10_000
 func ScanResultID(scanID string) string { return "scan/" + scanID }
 
 // isControl reports whether p is a node-control payload.
-func isControl(p *pb.CommandPayload) bool { return p.GetDiscovery() != nil || p.GetPairing() != nil }
+func isControl(p *pb.CommandPayload) bool {
+	return p.GetDiscovery() != nil || p.GetPairing() != nil || isSiteControl(p)
+}
 
 // actionOf names a payload's action for logs.
 func actionOf(p *pb.CommandPayload) string {
@@ -30,6 +33,10 @@ func actionOf(p *pb.CommandPayload) string {
 		return "DISCOVERY"
 	case p.GetPairing() != nil:
 		return "PAIRING"
+	case p.GetSitePolicy() != nil:
+		return "SITE_POLICY"
+	case p.GetCurtail() != nil:
+		return "CURTAIL"
 	}
 	return p.GetSpec().GetAction().String()
 }
@@ -39,7 +46,7 @@ func decideControl(v verdict, p *pb.CommandPayload, supported bool) verdict {
 	ids, err := controlIDs(p)
 	switch {
 	case !supported:
-		v.code, v.msg = pb.ResultCode_RESULT_CODE_UNSUPPORTED, "this node runs no discovery or pairing"
+		v.code, v.msg = pb.ResultCode_RESULT_CODE_UNSUPPORTED, "this node does not run "+strings.ToLower(actionOf(p))+" commands"
 		v.miners = ids
 	case err != nil:
 		v.code, v.msg = pb.ResultCode_RESULT_CODE_FAILED, err.Error()
@@ -52,11 +59,24 @@ func decideControl(v verdict, p *pb.CommandPayload, supported bool) verdict {
 
 // controlIDs lists what a control command's results are reported under, and checks its shape.
 func controlIDs(p *pb.CommandPayload) ([]string, error) {
-	if p.GetDiscovery() != nil && p.GetPairing() != nil {
-		return nil, fmt.Errorf("payload holds both a discovery scan and a pairing")
+	n := 0
+	for _, set := range []bool{p.GetDiscovery() != nil, p.GetPairing() != nil, p.GetSitePolicy() != nil, p.GetCurtail() != nil} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		return nil, fmt.Errorf("payload holds more than one node-control request")
 	}
 	if len(p.GetMinerIds()) > 0 || p.GetSpec() != nil {
 		return nil, fmt.Errorf("a node-control payload names no miners and no action")
+	}
+	if isSiteControl(p) {
+		id, err := siteControlID(p)
+		if err != nil {
+			return nil, err
+		}
+		return []string{id}, nil
 	}
 	if d := p.GetDiscovery(); d != nil {
 		if err := sealing.ValidateID("scan id", d.GetScanId()); err != nil {

@@ -25,8 +25,11 @@ type input struct {
 	owned    func(minerID string) bool
 	// keysSupported: the verifier applies key announcements and revocations (KeyApplier).
 	keysSupported bool
-	// controlSupported: the node runs discovery scans and pairings (Env.Control).
+	// controlSupported: the node runs this node-control command (Env.Control for discovery scans and
+	// pairings, Env.SiteControl for site policies and curtailment).
 	controlSupported bool
+	// pools, when set, checks a pool change against the site policy's trusted pools (Env.PoolGuard).
+	pools PoolGuard
 }
 
 // verdict is the gate's decision on one command.
@@ -57,6 +60,8 @@ func decide(in input) verdict {
 		return verdict{code: pb.ResultCode_RESULT_CODE_REFUSED_KEY, msg: in.verifyErr.Error()}
 	case in.verifyErr != nil:
 		return verdict{code: pb.ResultCode_RESULT_CODE_REFUSED_SIGNATURE, msg: in.verifyErr.Error()}
+	case in.epochErr != nil && errors.Is(in.epochErr, ErrFenced):
+		return verdict{code: pb.ResultCode_RESULT_CODE_FENCED, msg: in.epochErr.Error()}
 	case in.epochErr != nil:
 		return verdict{code: pb.ResultCode_RESULT_CODE_REFUSED_EPOCH, msg: in.epochErr.Error()}
 	case seq == 0:
@@ -106,6 +111,10 @@ func decide(in input) verdict {
 		}
 		v.code = pb.ResultCode_RESULT_CODE_REFUSED_OWNERSHIP
 		v.msg = fmt.Sprintf("not owned by this node: %s%s", strings.Join(shown, ", "), more)
+		return v
+	}
+	if ok, why := poolsAllowed(in.pools, p.GetSpec()); !ok {
+		v.code, v.msg = pb.ResultCode_RESULT_CODE_REFUSED_POLICY, why
 		return v
 	}
 	v.code, v.dispatch = pb.ResultCode_RESULT_CODE_RUNNING, true

@@ -23,6 +23,12 @@
 // audit record in one transaction (Store.CommitKeyCommand), then installs it, and answers SUCCEEDED or FAILED
 // with the reason. InProcessVerifier (accept everything) remains for tests that exercise the rest of the gate.
 //
+// Local commands (local.go) pass the gate too: commands issued at the site (the local UI) are stamped
+// (local_origin, HLC, lease epoch), persisted in the local command log before they run, run on the miners and
+// reported to the cloud as EVENT_KIND_LOCAL_COMMAND events. Before a cloud command runs, Reconcile
+// (reconcile.go) holds it (RESULT_CODE_CONFLICT) on every miner where a local action on the same field is
+// newer than the command's local_watermark, except safety actions (stop, curtail), which run anyway.
+//
 // The gate writes to the store inside Receive on purpose: it is the serialisation point that makes "mark
 // persisted before dispatch" hold, and one fsync per command is cheap next to a command's miner I/O.
 package gate

@@ -42,7 +42,17 @@ type Env struct {
 	Ownership *Ownership
 	// Control receives node-control commands (discovery scans, device pairing) as *ControlDispatch and
 	// answers one *miner.Result per ControlDispatch.IDs to the gate. Nil: such commands are UNSUPPORTED.
-	Control      *actor.PID
+	Control *actor.PID
+	// SiteControl receives the site's node-control commands (a signed site policy, a curtailment start or
+	// stop) as *ControlDispatch and answers one *miner.Result per id (see SiteControlProps). Nil: such
+	// commands are UNSUPPORTED.
+	SiteControl *actor.PID
+	// PoolGuard, when set, refuses (REFUSED_POLICY, audited) a pool change naming a pool the installed site
+	// policy does not trust, however validly signed.
+	PoolGuard PoolGuard
+	// Local wires the local command path (local.go): the site's own commands, stamped, persisted and run
+	// here, and the log cloud commands are reconciled with. Nil: no local commands.
+	Local        *LocalEnv
 	Clock        clock.Clock
 	Metrics      *Metrics
 	ActorMetrics *actors.Metrics
@@ -67,10 +77,12 @@ type Gate struct {
 	log   *slog.Logger
 	owned map[string]struct{}
 
-	running map[uint64]*running // by seq
-	byID    map[string]uint64   // command id → seq
-	tick    clock.Timer
-	tickGen uint64
+	running   map[uint64]*running // by seq
+	byID      map[string]uint64   // command id → seq
+	tick      clock.Timer
+	tickGen   uint64
+	local     *localState // local.go
+	leaseWait leaseHold   // epoch.go: commands waiting for a lease being confirmed
 }
 
 type running struct {
@@ -98,8 +110,15 @@ func (g *Gate) Receive(ctx actor.Context) {
 		if mark, err := g.env.Store.SeqMark(); err == nil {
 			g.env.Metrics.setMark(mark)
 		}
+		g.onLocalStarted(ctx)
+	case localMessage:
+		g.onLocal(ctx, msg)
 	case *pb.ControlCommand:
-		g.onCommand(ctx, msg)
+		if !g.holdForLease(ctx, msg, ctx.Sender()) {
+			g.onCommand(ctx, msg, ctx.Sender())
+		}
+	case leaseRetry:
+		g.onLeaseRetry(ctx, msg)
 	case *miner.Result:
 		g.onResult(ctx, msg)
 	case commandTimeout:
@@ -114,7 +133,9 @@ func (g *Gate) Receive(ctx actor.Context) {
 		mark, _ := g.env.Store.SeqMark()
 		ctx.Respond(Status{SeqMark: mark, Running: len(g.running), Owned: len(g.owned)})
 	case *actor.Stopping, *actor.Restarting:
+		g.leaseWait.stop()
 		g.onStopping()
+		g.onLocalStopping()
 	case *actor.Stopped:
 	default:
 		g.log.Warn("command gate: unexpected message", slog.String("type", fmt.Sprintf("%T", msg)))
@@ -148,8 +169,7 @@ func (g *Gate) onHelloAck(a *pb.HelloAck) {
 	}
 }
 
-func (g *Gate) onCommand(ctx actor.Context, cmd *pb.ControlCommand) {
-	replyTo := ctx.Sender()
+func (g *Gate) onCommand(ctx actor.Context, cmd *pb.ControlCommand, replyTo *actor.PID) {
 	now := g.env.Clock.Now()
 	log := g.log.With(slog.String("command", cmd.GetCommandId()), slog.Uint64("seq", cmd.GetMonotonicSeq()),
 		slog.Uint64("epoch", cmd.GetLeaseEpoch()), slog.String("actor", cmd.GetActor()))
@@ -159,13 +179,14 @@ func (g *Gate) onCommand(ctx actor.Context, cmd *pb.ControlCommand) {
 	in.payloadErr = proto.Unmarshal(cmd.GetPayload(), in.payload)
 	applier, _ := g.cfg.Verifier.(KeyApplier)
 	in.keysSupported = applier != nil
-	in.controlSupported = g.env.Control != nil
+	in.controlSupported = g.controlTarget(in.payload) != nil
+	in.pools = g.env.PoolGuard
 	if g.cfg.Verifier == nil {
 		in.verifyErr = fmt.Errorf("%w: %w", ErrBadSignature, ErrNoVerifier)
 	} else {
 		in.verifyErr = g.cfg.Verifier.Verify(cmd)
 	}
-	if g.cfg.EpochCheck != nil {
+	if g.cfg.EpochCheck != nil && epochChecked(in.payload, in.payloadErr) {
 		in.epochErr = g.cfg.EpochCheck(cmd.GetLeaseEpoch())
 	}
 	mark, err := g.env.Store.SeqMark()
@@ -175,13 +196,18 @@ func (g *Gate) onCommand(ctx actor.Context, cmd *pb.ControlCommand) {
 		return
 	}
 	in.mark = mark
-	if seq := cmd.GetMonotonicSeq(); seq != 0 && seq <= mark {
+	stale := unsafeSkipSeqCheck.Load() && cmd.GetMonotonicSeq() <= mark // test-only: see UnsafeTestSkipSeqCheck
+	if stale {
+		in.mark = 0
+	}
+	if seq := cmd.GetMonotonicSeq(); seq != 0 && seq <= in.mark {
 		if rec, err := g.env.Store.Command(seq); err == nil {
 			in.executed = rec
 		}
 	}
 
 	v := decide(in)
+	held := g.holdForLocal(cmd, in.payload, &v, now)
 	rec := &pb.AuditRecord{
 		CommandId: cmd.GetCommandId(), Actor: cmd.GetActor(), MonotonicSeq: cmd.GetMonotonicSeq(), KeyId: cmd.GetKeyId(),
 		Signature: cmd.GetSignature(), MinerIds: in.payload.GetMinerIds(), Code: v.code, Message: v.msg,
@@ -191,7 +217,7 @@ func (g *Gate) onCommand(ctx actor.Context, cmd *pb.ControlCommand) {
 		g.onKeyCommand(ctx, replyTo, cmd, rec, applier, log)
 		return
 	}
-	if v.consume {
+	if v.consume && !stale {
 		// The mark is on disk before anything runs: a crash after this line never runs the seq twice.
 		if err := g.env.Store.CommitCommand(rec); err != nil {
 			code := pb.ResultCode_RESULT_CODE_FAILED
@@ -218,6 +244,7 @@ func (g *Gate) onCommand(ctx actor.Context, cmd *pb.ControlCommand) {
 	switch {
 	case v.dispatch:
 		g.dispatch(ctx, cmd, in.payload, v.miners, replyTo, now)
+		g.addHeld(cmd.GetMonotonicSeq(), held)
 	case v.code == pb.ResultCode_RESULT_CODE_DUPLICATE:
 		seq := cmd.GetMonotonicSeq()
 		if r, ok := g.running[seq]; ok {
@@ -239,8 +266,14 @@ func (g *Gate) onCommand(ctx actor.Context, cmd *pb.ControlCommand) {
 			report.Results = append(report.Results, &pb.MinerResult{MinerId: id, Code: v.code, Message: v.msg,
 				StartedAtUnixMs: now.UnixMilli(), FinishedAtUnixMs: now.UnixMilli()})
 		}
+		if len(held) > 0 {
+			report.Results = held
+		}
 		if err := g.env.Store.PutResult(report); err != nil {
 			log.Error("cannot record the command outcome", slog.Any("error", err))
+		}
+		if len(held) > 0 {
+			g.send(ctx, replyTo, report) // the cloud records a conflict per held miner
 		}
 	}
 }
@@ -320,7 +353,7 @@ func (g *Gate) dispatch(ctx actor.Context, cmd *pb.ControlCommand, p *pb.Command
 	g.byID[cmd.GetCommandId()] = seq
 	g.armReport(ctx)
 	if isControl(p) {
-		ctx.Request(g.env.Control, &ControlDispatch{CommandID: cmd.GetCommandId(), Payload: p, IDs: ids})
+		ctx.Request(g.controlTarget(p), &ControlDispatch{CommandID: cmd.GetCommandId(), Payload: p, IDs: ids})
 		return
 	}
 	ctx.Request(g.env.Site, &site.Dispatch{CommandID: cmd.GetCommandId(), IdempotencyKey: cmd.GetIdempotencyKey(), MinerIDs: ids, Spec: p.GetSpec()})
@@ -335,6 +368,9 @@ func (g *Gate) armReport(ctx actor.Context) {
 }
 
 func (g *Gate) onResult(ctx actor.Context, res *miner.Result) {
+	if g.onLocalResult(ctx, res) {
+		return
+	}
 	seq, ok := g.byID[res.CommandID]
 	if !ok {
 		return // after the command's timeout, or a stale incarnation's

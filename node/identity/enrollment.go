@@ -25,6 +25,9 @@ type Enrollment struct {
 	// APIKey is empty until the operator confirmed the node's fingerprint.
 	APIKey     string    `json:"api_key,omitempty"`
 	EnrolledAt time.Time `json:"enrolled_at,omitzero"`
+	// Site is where the node is enrolled (its enrollment code's site); "" when none, or when the node was
+	// enrolled before the cloud said so.
+	Site string `json:"site,omitempty"`
 }
 
 // Validate says what is missing or malformed.

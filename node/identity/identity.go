@@ -244,6 +244,14 @@ func (id *Identity) SignChallenge(nonce []byte, nodeID string) []byte {
 	return ed25519.Sign(id.identity, signing.ChallengeBytes(nodeID, nonce))
 }
 
+// MinerKeyAnnouncement returns the node's miner-signing public key and the identity key's signature over
+// signing.MinerKeyBytes(nodeID, key): what every hello announces, so the cloud learns of a rotated key from
+// the node's own identity and nothing else.
+func (id *Identity) MinerKeyAnnouncement(nodeID string) (key, signature []byte) {
+	key = id.MinerSigningPublicKey()
+	return key, ed25519.Sign(id.identity, signing.MinerKeyBytes(nodeID, key))
+}
+
 // MinerSigner returns the miner-signing key as a crypto.Signer (ed25519: pass crypto.Hash(0) as opts), for
 // JWTs presented to Proto rigs. It does not expose the identity key.
 func (id *Identity) MinerSigner() crypto.Signer { return minerSigner{key: id.miner} }

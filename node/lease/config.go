@@ -50,6 +50,11 @@ type Config struct {
 	// returns. Enable only where the LAN between the pair is more reliable than the miners' tolerance for
 	// conflicting commands.
 	AllowLocalPromotion bool
+	// UnsafeTestNoSelfFence disables self-fencing: the holder keeps writing after FenceAt, as long as it
+	// believes it holds the lease. TEST-ONLY, never set it in a deployment: it exists so the chaos
+	// simulations can prove their single-writer oracle catches a node that does not fence itself (a
+	// deliberately broken build). Default false.
+	UnsafeTestNoSelfFence bool
 }
 
 // DefaultConfig returns the defaults documented on Config (NodeID and PairID are left empty).

@@ -27,7 +27,9 @@ func TestMayWrite(t *testing.T) {
 	}{
 		{"holder before its fence", nil, Inputs{Lease: mine(time.Second), CloudUp: true, Peer: alive}, true, ModeLease},
 		{"holder at its fence", nil, Inputs{Lease: mine(0), CloudUp: true, Peer: alive}, false, ModeFenced},
-		{"holder with an unasked grant", nil, Inputs{Lease: Lease{Holder: "a", Epoch: 3}, CloudUp: true}, false, ModeFenced},
+		{"holder with an unasked grant", nil, Inputs{Lease: Lease{Holder: "a", Epoch: 3}, CloudUp: true}, false, ModeConfirming},
+		{"holder with an unasked grant, WAN down", nil, Inputs{Lease: Lease{Holder: "a", Epoch: 3}}, false, ModeFenced},
+		{"holder told to re-acquire", nil, Inputs{Lease: Lease{Holder: "a", Epoch: 3, NeedAcquire: true}, CloudUp: true}, false, ModeFenced},
 		{"handing over", nil, Inputs{Lease: mine(time.Second), CloudUp: true, Transferring: true}, false, ModeFenced},
 		{"standby", nil, Inputs{Lease: Lease{Holder: "b", Epoch: 3}, CloudUp: true}, false, ModeStandby},
 		{"WAN down, peer alive without cloud: local hold", nil, Inputs{Lease: mine(-time.Minute), Peer: alive}, true, ModeLocalHold},

@@ -47,5 +47,6 @@
 // TransferLease and ReleaseLease stop writes at once, wait Drain for started writes, then ask the cloud.
 // The cloud's TRANSFER answer names the new holder; its grant is forwarded to that node unasked, which
 // then RENEWs at once, since an unasked grant gives no validity (its sender cannot know when the TTL
-// began).
+// began). Until that RENEW is granted the node is in ModeConfirming: EpochCheck answers ErrConfirming for
+// commands of the new epoch, which the gate holds for a moment rather than bouncing them.
 package lease

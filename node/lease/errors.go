@@ -5,6 +5,9 @@ import "errors"
 var (
 	// ErrFenced: this node may not write to miners now (standby, lease lapsed, transferring).
 	ErrFenced = errors.New("lease fenced: this node may not write to miners")
+	// ErrConfirming: this node was just named the holder and waits for the cloud to confirm its lease (one
+	// round trip); a command of that epoch may wait for it.
+	ErrConfirming = errors.New("lease being confirmed: this node was just named the holder")
 	// ErrWrongEpoch: a command carries another lease epoch than this node's current one.
 	ErrWrongEpoch = errors.New("lease epoch is not this node's")
 	// ErrNotHolder: TransferLease or ReleaseLease on a node that does not hold a valid lease.

@@ -49,6 +49,9 @@ func (h *Handle) MayWriteNow() (Permit, bool) { return h.MayWrite(h.clk.Now()) }
 // current epoch and this node may write now.
 func (h *Handle) EpochCheck(epoch uint64) error {
 	p, ok := h.MayWriteNow()
+	if !ok && p.Mode == ModeConfirming && p.Epoch == epoch {
+		return fmt.Errorf("%w (epoch %d)", ErrConfirming, epoch)
+	}
 	if !ok {
 		return fmt.Errorf("%w (%s, epoch %d, command epoch %d)", ErrFenced, p.Mode, p.Epoch, epoch)
 	}

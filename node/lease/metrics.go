@@ -16,6 +16,7 @@ type Metrics struct {
 	holder    *prometheus.GaugeVec
 	fenceIn   prometheus.Gauge
 	fenced    prometheus.Gauge
+	mode      *prometheus.GaugeVec
 	failovers *prometheus.CounterVec
 	requests  *prometheus.CounterVec
 
@@ -38,6 +39,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		fenced: promx.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hashfleet_node_lease_fenced", Help: "1 while this node may not write to miners (standby, lapsed lease, handover).",
 		})),
+		mode: promx.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hashfleet_node_lease_mode", Help: "1 for this node's current write mode (standby, lease, fenced, local_hold, local_promoted, confirming), 0 for the others.",
+		}, []string{"mode"})),
 		failovers: promx.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hashfleet_node_lease_failovers_total", Help: "Times this node took control by promotion, by kind (cloud, local).",
 		}, []string{"kind"})),
@@ -68,6 +72,13 @@ func (m *Metrics) observe(l Lease, p Permit, secondsLeft float64) {
 		return
 	}
 	m.epoch.Set(float64(l.Epoch))
+	for md := ModeStandby; md <= ModeConfirming; md++ {
+		v := 0.0
+		if md == p.Mode {
+			v = 1
+		}
+		m.mode.WithLabelValues(md.String()).Set(v)
+	}
 	if p.OK {
 		m.fenced.Set(0)
 		m.fenceIn.Set(secondsLeft)

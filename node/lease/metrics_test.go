@@ -25,6 +25,12 @@ func TestMetrics(t *testing.T) {
 	if v := testutil.ToFloat64(m.fenced); v != 1 {
 		t.Fatalf("fenced %v", v)
 	}
+	if v := testutil.ToFloat64(m.mode.WithLabelValues("standby")); v != 1 {
+		t.Fatalf("mode standby %v", v)
+	}
+	if v := testutil.ToFloat64(m.mode.WithLabelValues("lease")); v != 0 {
+		t.Fatalf("mode lease %v", v)
+	}
 	if n := testutil.CollectAndCount(m.holder); n != 1 {
 		t.Fatalf("holder series %d, want only the current one", n)
 	}

@@ -216,6 +216,8 @@ type pageData struct {
 
 	// Curtailment.
 	Curtailed int
+	// CurtailEvent is the curtailment event panel (curtail_page.go); nil when the node runs no events.
+	CurtailEvent *curtailEventPanel
 }
 
 type stateCount struct {
@@ -416,6 +418,7 @@ func (s *Server) getCurtailment(w http.ResponseWriter, r *http.Request, sess *se
 			d.Curtailed++
 		}
 	}
+	s.addEventPanel(r, &d)
 	s.render(w, r, status, "curtailment", d)
 }
 
@@ -496,10 +499,13 @@ func (s *Server) submit(r *http.Request, req LocalCommandRequest) (string, error
 
 func (s *Server) postCurtailment(w http.ResponseWriter, r *http.Request, sess *session) {
 	req := CurtailmentRequest{IdempotencyKey: r.PostForm.Get("idempotency_key"), Actor: "local:" + sess.user, ClientAddr: r.RemoteAddr}
-	switch r.PostForm.Get("op") {
+	switch op := r.PostForm.Get("op"); op {
 	case "start":
 		req.Start = true
 	case "stop":
+	case "event-start", "event-stop":
+		s.postCurtailEvent(w, r, sess, op)
+		return
 	default:
 		s.renderError(w, r, http.StatusBadRequest, "Curtailment can only be started or stopped.")
 		return

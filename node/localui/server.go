@@ -226,6 +226,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /api/local/commands", s.api(s.apiCommands))
 	mux.Handle("POST /api/local/commands", s.api(s.apiSubmit))
 	mux.Handle("POST /api/local/curtailment", s.api(s.apiCurtailment))
+	mux.Handle("GET /api/local/curtail-event", s.api(s.apiCurtailState))
+	mux.Handle("POST /api/local/curtail-event", s.api(s.apiCurtailEvent))
 	mux.HandleFunc("/api/local/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "no such endpoint")
 	})

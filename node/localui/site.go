@@ -97,6 +97,22 @@ type LinkView struct {
 	Since time.Time `json:"since,omitzero"`
 	// LastError is why the link last went down or failed to come up.
 	LastError string `json:"last_error,omitempty"`
+	// Pair is the node's warm-standby pair and lease; nil for a node in no pair.
+	Pair *PairView `json:"pair,omitempty"`
+}
+
+// PairView is the node's warm-standby pair and lease, for the status panel.
+type PairView struct {
+	PairID string `json:"pair_id"`
+	Peer   string `json:"peer,omitempty"`
+	// PeerState is the partner in gossip: alive, suspect, dead, left, or "" never seen.
+	PeerState string `json:"peer_state,omitempty"`
+	Holder    string `json:"holder,omitempty"`
+	Epoch     uint64 `json:"epoch"`
+	// Mode is this node's write mode: standby, lease, fenced, local_hold, local_promoted.
+	Mode string `json:"mode"`
+	// WritesUntil is when this node must stop writing (zero: it may not write now).
+	WritesUntil time.Time `json:"writes_until,omitzero"`
 }
 
 // LocalCommandRequest is what the operator asked for; the node turns it into a pb.LocalCommand.

@@ -12,4 +12,7 @@ var (
 	ErrDriver = errors.New("no driver for device")
 	// ErrDriverPanic: the driver panicked; the actor is restarted by its supervisor.
 	ErrDriverPanic = errors.New("driver panicked")
+	// ErrFenced: the node may not write to miners now (a warm-standby pair's lease: standby, lapsed, handing
+	// over); the command did not reach the miner. Answered RESULT_CODE_FENCED.
+	ErrFenced = errors.New("fenced: this node may not write to miners now")
 )

@@ -15,6 +15,7 @@ import (
 	"github.com/hashfleet/hashfleet/miners"
 	"github.com/hashfleet/hashfleet/node/internal/drivertest"
 	"github.com/hashfleet/hashfleet/node/internal/testutil"
+	"github.com/hashfleet/hashfleet/node/writelog"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -105,7 +106,7 @@ func (p *parent) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case spawnMiner:
 		env := Env{NodeID: "n1", Device: m.dev, Factory: p.h.factory, Limiter: p.h.limiter, Clock: p.h.clock,
-			Sink: p.h.sinkPID, Metrics: p.h.metrics, Logger: p.h.log}
+			Sink: p.h.sinkPID, Metrics: p.h.metrics, Logger: p.h.log, Guard: p.h.guard, WriteLog: p.h.writes}
 		ctx.Respond(ctx.Spawn(actors.Props("miner", p.h.actorMetrics, Producer(p.h.cfg, env))))
 	case *StatusUpdate:
 		ctx.Send(p.h.sinkPID, m)
@@ -131,6 +132,8 @@ type harness struct {
 	reg          *prometheus.Registry
 	log          *slog.Logger
 	pids         map[string]*actor.PID
+	guard        WriteGuard   // set before startHarness's spawns (guardHarness)
+	writes       writelog.Log // idem
 
 	mu        sync.Mutex
 	factories map[string]int // driver factory calls per miner: 1 + restarts
@@ -147,7 +150,7 @@ func newHarness(t *testing.T, n int, cfg Config) *harness {
 
 // startHarness spawns one miner per device under a supervising parent. With a fake clock it waits until every
 // miner armed its first tick.
-func startHarness(t *testing.T, cfg Config, devs []*pb.Device, drivers DriverFactory, clk clock.Clock) *harness {
+func startHarness(t *testing.T, cfg Config, devs []*pb.Device, drivers DriverFactory, clk clock.Clock, opts ...func(*harness)) *harness {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 4}))
@@ -156,6 +159,9 @@ func startHarness(t *testing.T, cfg Config, devs []*pb.Device, drivers DriverFac
 		reg: reg, log: log, pids: map[string]*actor.PID{}, factories: map[string]int{}}
 	if f, ok := clk.(*clock.Fake); ok {
 		h.clk = f
+	}
+	for _, o := range opts {
+		o(h)
 	}
 	h.limiter = NewLimiter(16, h.metrics.InFlightGauge())
 	h.sinkPID = h.sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return h.rec }))

@@ -20,6 +20,7 @@ import (
 	"github.com/hashfleet/hashfleet/actors/clock"
 	"github.com/hashfleet/hashfleet/messages/pb"
 	"github.com/hashfleet/hashfleet/miners"
+	"github.com/hashfleet/hashfleet/node/writelog"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 )
@@ -36,9 +37,14 @@ type Env struct {
 	Limiter *Limiter
 	Clock   clock.Clock
 	// Sink receives *pb.Telemetry samples and *pb.Event events (the TelemetryBatcher); nil drops them.
-	Sink    *actor.PID
-	Metrics *Metrics
-	Logger  *slog.Logger
+	Sink *actor.PID
+	// Guard is asked at the start of every write (command) whether it may run; nil allows every write (a
+	// node outside a warm-standby pair).
+	Guard WriteGuard
+	// WriteLog records every write with its lease epoch; nil records nothing.
+	WriteLog writelog.Log
+	Metrics  *Metrics
+	Logger   *slog.Logger
 }
 
 // Producer returns the producer of one miner's actor. State that must outlive a restart (the idempotency
@@ -477,14 +483,26 @@ func (a *Actor) startCommand(ctx actor.Context, p *pending) {
 		return
 	}
 	drv, clk, timeout, inc, spec := a.drv.d, a.env.Clock, a.cfg.CommandTimeout, a.inc, p.spec
-	a.log.Info("running command", slog.String("command", p.waiters[0].commandID), slog.String("action", spec.GetAction().String()))
+	commandID := p.waiters[0].commandID
+	wg := writeGate{guard: a.env.Guard, log: a.env.WriteLog, node: a.env.NodeID, miner: a.id}
+	a.log.Info("running command", slog.String("command", commandID), slog.String("action", spec.GetAction().String()))
 	a.run(ctx, op, timeout, func(cctx context.Context) any {
+		// The lease is checked when the write really starts (after any wait for a Limiter slot), and its
+		// deadline bounds the I/O: a fenced node's write never begins, a lapsing lease cuts it short.
 		started := clk.Now()
-		msg, err := drv.Execute(cctx, spec)
-		if err != nil && cctx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
+		wctx, cancel, epoch, err := wg.begin(cctx)
+		if err != nil {
+			wg.record(commandID, spec, epoch, started, started, err)
+			return &cmdDone{inc: inc, op: op.id, err: err, started: started, finished: started}
+		}
+		defer cancel()
+		msg, err := drv.Execute(miners.WithCommandID(wctx, commandID), spec)
+		if err != nil && wctx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("%w (%w after %s)", err, context.DeadlineExceeded, timeout)
 		}
-		return &cmdDone{inc: inc, op: op.id, message: msg, err: err, started: started, finished: clk.Now()}
+		finished := clk.Now()
+		wg.record(commandID, spec, epoch, started, finished, err)
+		return &cmdDone{inc: inc, op: op.id, message: msg, err: err, started: started, finished: finished}
 	})
 }
 
@@ -504,6 +522,8 @@ func resultCode(err error) pb.ResultCode {
 	switch {
 	case err == nil:
 		return pb.ResultCode_RESULT_CODE_SUCCEEDED
+	case errors.Is(err, ErrFenced):
+		return pb.ResultCode_RESULT_CODE_FENCED
 	case errors.Is(err, miners.ErrUnsupported):
 		return pb.ResultCode_RESULT_CODE_UNSUPPORTED
 	case errors.Is(err, context.DeadlineExceeded):
@@ -524,7 +544,9 @@ func (a *Actor) finishCommand(ctx actor.Context, p *pending, d *cmdDone) {
 		a.apply(ctx, Observation{Kind: CommandSucceeded, Action: p.spec.GetAction()}, d.finished)
 	}
 	a.env.Metrics.command(strings.ToLower(strings.TrimPrefix(p.spec.GetAction().String(), "ACTION_")), strings.ToLower(strings.TrimPrefix(code.String(), "RESULT_CODE_")))
-	a.mem.put(p.key, r)
+	if code != pb.ResultCode_RESULT_CODE_FENCED { // never reached the miner: a retry under a lease must run it
+		a.mem.put(p.key, r)
+	}
 	for _, w := range p.waiters {
 		a.reply(ctx, w, r)
 	}

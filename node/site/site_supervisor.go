@@ -10,6 +10,7 @@ import (
 	"github.com/hashfleet/hashfleet/actors/clock"
 	"github.com/hashfleet/hashfleet/messages/pb"
 	"github.com/hashfleet/hashfleet/node/miner"
+	"github.com/hashfleet/hashfleet/node/writelog"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -24,7 +25,11 @@ type Env struct {
 	Limiter *miner.Limiter
 	Clock   clock.Clock
 	// Sink receives the miners' samples and events (the TelemetryBatcher).
-	Sink         *actor.PID
+	Sink *actor.PID
+	// Guard and WriteLog are every miner's (miner.Env): the lease check at each write's start, and the log
+	// of writes. Nil: writes always allowed, none logged.
+	Guard        miner.WriteGuard
+	WriteLog     writelog.Log
 	Metrics      *Metrics
 	MinerMetrics *miner.Metrics
 	ActorMetrics *actors.Metrics
@@ -158,7 +163,7 @@ func (s *Supervisor) onSetDevices(ctx actor.Context, devices []*pb.Device) {
 func (s *Supervisor) spawnMiner(ctx actor.Context, d *pb.Device) {
 	env := miner.Env{
 		NodeID: s.env.NodeID, Device: d, Factory: s.env.Factory, Limiter: s.env.Limiter, Clock: s.env.Clock,
-		Sink: s.env.Sink, Metrics: s.env.MinerMetrics, Logger: s.env.Logger,
+		Sink: s.env.Sink, Metrics: s.env.MinerMetrics, Logger: s.env.Logger, Guard: s.env.Guard, WriteLog: s.env.WriteLog,
 	}
 	pid := ctx.SpawnPrefix(actors.Props("miner", s.env.ActorMetrics, miner.Producer(s.cfg.Miner, env)), "miner-")
 	sl := &slot{device: d, pid: pid, status: miner.Status{MinerID: d.GetMinerId(), Device: d}}

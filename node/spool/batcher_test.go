@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"bytes"
 	"slices"
 	"sync"
 	"testing"
@@ -12,18 +13,34 @@ import (
 	"github.com/hashfleet/hashfleet/node/internal/testutil"
 	"github.com/hashfleet/hashfleet/node/telemetry"
 	"github.com/hashfleet/hashfleet/node/uplink"
+	"google.golang.org/protobuf/proto"
 )
 
 // wire records the batches the batcher sends, as the Uplink would put them on the stream.
 type wire struct {
 	mu   sync.Mutex
 	sent []*pb.TelemetryBatch
+	// encoded counts batches sent with their spooled bytes, bad those whose bytes were not their encoding.
+	encoded, bad int
 }
 
 func (w *wire) Receive(ctx actor.Context) {
-	if b, ok := ctx.Message().(*pb.TelemetryBatch); ok {
+	switch m := ctx.Message().(type) {
+	case *pb.TelemetryBatch:
 		w.mu.Lock()
-		w.sent = append(w.sent, b)
+		w.sent = append(w.sent, m)
+		w.mu.Unlock()
+	case *uplink.EncodedTelemetryBatch:
+		// The spool's bytes go on the stream as they are: they must be exactly the batch's encoding.
+		want, err := proto.Marshal(m.Batch)
+		if err != nil || !bytes.Equal(want, m.Wire) {
+			w.mu.Lock()
+			w.bad++
+			w.mu.Unlock()
+		}
+		w.mu.Lock()
+		w.sent = append(w.sent, m.Batch)
+		w.encoded++
 		w.mu.Unlock()
 	}
 }
@@ -95,6 +112,12 @@ func TestBatcherReplaysTheSpoolAfterRestart(t *testing.T) {
 	testutil.Eventually(t, "all acked", func() bool { return status(b).BacklogTelemetryBatches == 0 })
 	if got := w.seqs(); !slices.Equal(got, []uint64{1, 2, 3, 4, 5, 6}) {
 		t.Fatalf("replayed %v", got)
+	}
+	w.mu.Lock()
+	encoded, bad := w.encoded, w.bad
+	w.mu.Unlock()
+	if encoded != 6 || bad != 0 {
+		t.Fatalf("%d of 6 batches sent with their spooled bytes, %d of them not their encoding", encoded, bad)
 	}
 	if p := h.s.Progress(); !p.Done() {
 		t.Fatalf("progress after the replay: %s", p)

@@ -330,6 +330,9 @@ func (s *Spool) Append(b telemetry.Batch) ([]uint64, error) {
 	}
 	l.add(entry{seq: b.Seq, meta: m, size: size})
 	l.lastSeq = b.Seq
+	if b.Kind == telemetry.KindTelemetry {
+		b.Encoded = value
+	}
 	s.cache.put(b, int64(len(value)))
 	if b.Kind == telemetry.KindEvents && s.bytes() > s.cfg.MaxBytes {
 		s.shed(s.cfg.shedTo(), true)
@@ -415,6 +418,9 @@ func (s *Spool) read(txn *badger.Txn, kind telemetry.Kind, e entry) (telemetry.B
 	}
 	if err := proto.Unmarshal(v, msg); err != nil {
 		return telemetry.Batch{}, fmt.Errorf("decode %s batch %d: %v: %w", kind, e.seq, err, ErrCorrupt)
+	}
+	if kind == telemetry.KindTelemetry {
+		b.Encoded = v // a copy of the stored value: the same bytes the batch re-encodes to
 	}
 	return b, nil
 }

@@ -27,6 +27,9 @@ func Schema() inspect.Schema {
 				Match: inspect.Uint64Key, FormatKey: inspect.FormatUint64, ParseKey: inspect.ParseUint64},
 			{Name: "ownership", Prefix: string(keyOwnership), Exact: true, Message: &pb.HelloAck{}},
 			{Name: "batch-seq", Prefix: prefixBatch, Message: &pb.SeqMark{}},
+			{Name: "site-policy", Prefix: string(keySitePolicy), Exact: true, Message: &pb.SitePolicy{}},
+			{Name: "curtail-state", Prefix: string(keyCurtailState), Exact: true, Type: "JSON (node/curtail.State)",
+				Decode: inspect.JSONStruct},
 			{Name: "keyring", Prefix: string(keyKeyring), Exact: true, Type: "hashfleet.v1.EnrollResponse (org id, command keys)",
 				Decode: func(_, v []byte) (proto.Message, error) {
 					var r pb.EnrollResponse
@@ -38,6 +41,7 @@ func Schema() inspect.Schema {
 					}
 					return &r, nil
 				}},
+			localCommandLog, localCommandByID, localCommandByKey,
 		},
 		Summarize: summarize,
 	}

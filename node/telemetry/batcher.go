@@ -105,6 +105,12 @@ func (b *Batcher) Receive(ctx actor.Context) {
 		ctx.Respond(b.status())
 	case *actor.Started:
 	case *actor.Stopping, *actor.Restarting:
+		if _, stopping := msg.(*actor.Stopping); stopping {
+			// A graceful stop: what waits for its batch goes to the outbox (the spool keeps it for the next
+			// start), not nowhere. Nothing more is sent to the uplink.
+			b.up = false
+			b.flush(ctx)
+		}
 		if b.timer != nil {
 			b.timer.Stop()
 			b.timer = nil
@@ -235,9 +241,12 @@ func (b *Batcher) pump(ctx actor.Context, k Kind) {
 			}
 			return
 		}
-		if k == KindTelemetry {
+		switch {
+		case k == KindTelemetry && batch.Encoded != nil:
+			ctx.Send(b.uplink, &uplink.EncodedTelemetryBatch{Batch: batch.Telemetry, Wire: batch.Encoded})
+		case k == KindTelemetry:
 			ctx.Send(b.uplink, batch.Telemetry)
-		} else {
+		default:
 			ctx.Send(b.uplink, batch.Events)
 		}
 		b.env.Metrics.batch(k, "sent")

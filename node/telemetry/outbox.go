@@ -30,6 +30,9 @@ type Batch struct {
 	Seq       uint64
 	Telemetry *pb.TelemetryBatch
 	Events    *pb.EventBatch
+	// Encoded, when set, is Telemetry's protobuf encoding, kept by an Outbox that wrote it (the spool): the
+	// batcher sends it to the Uplink with the batch so it is not encoded a second time. Read-only.
+	Encoded []byte
 }
 
 // Items is the number of samples or events in the batch.

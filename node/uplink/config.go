@@ -28,6 +28,9 @@ type Config struct {
 	RefreshAt float64
 	// SoftwareVersion goes into the hello.
 	SoftwareVersion string
+	// MinerKey and MinerKeySignature go into the hello: the node's miner-signing public key and its identity
+	// key's signature over signing.MinerKeyBytes(NodeID, MinerKey). Nil: none.
+	MinerKey, MinerKeySignature []byte
 	// Standby marks this node as the standby of a pair in the hello.
 	Standby bool
 	// Backoff is the reconnect policy.

@@ -36,6 +36,7 @@ func (s Stream) String() string {
 //	*pb.TelemetryBatch, *pb.EventBatch   sent on UploadTelemetry / UploadEvents when the link is up, dropped
 //	                                     when it is down (the sender keeps them until Acked and re-sends them
 //	                                     after the next LinkChanged{Up: true})
+//	*EncodedTelemetryBatch               the same as *pb.TelemetryBatch, written as its bytes (encoded.go)
 //	*pb.CommandAck, *pb.CommandResultReport
 //	                                     sent on ControlStream; kept while the link is down and sent after the
 //	                                     next hello_ack, never dropped

@@ -27,7 +27,7 @@ type session struct {
 	heartbeat grpc.BidiStreamingClient[pb.HeartbeatPing, pb.HeartbeatPong]
 
 	controlOut   chan *pb.NodeToCloud
-	telemetryOut chan *pb.TelemetryBatch
+	telemetryOut chan *telemetryFrame
 	eventsOut    chan *pb.EventBatch
 	heartbeatOut chan *pb.HeartbeatPing
 
@@ -40,7 +40,7 @@ func newSession(gen uint64, queue int) *session {
 	return &session{
 		gen: gen, ctx: ctx, cancel: cancel,
 		controlOut:   make(chan *pb.NodeToCloud, queue),
-		telemetryOut: make(chan *pb.TelemetryBatch, queue),
+		telemetryOut: make(chan *telemetryFrame, queue),
 		eventsOut:    make(chan *pb.EventBatch, queue),
 		heartbeatOut: make(chan *pb.HeartbeatPing, queue),
 	}
@@ -103,7 +103,7 @@ func (s *session) open(cfg Config, hello *pb.ControlHello) error {
 		return fmt.Errorf("%w: hello_ack for node %q, this is %q", ErrHandshake, ack.GetNodeId(), cfg.NodeID)
 	}
 	s.ack = ack
-	if s.telemetry, err = gw.UploadTelemetry(ctx); err != nil {
+	if s.telemetry, err = gw.UploadTelemetry(ctx, grpc.ForceCodecV2(newPassthroughCodec())); err != nil {
 		return fmt.Errorf("open telemetry stream: %w", err)
 	}
 	if s.events, err = gw.UploadEvents(ctx); err != nil {
@@ -158,7 +158,7 @@ func (s *session) run(post func(*sessionEvent)) {
 		return &sessionEvent{pong: m}, err
 	})
 	go write(s, StreamControl, s.controlOut, s.control.Send, post)
-	go write(s, StreamTelemetry, s.telemetryOut, s.telemetry.Send, post)
+	go write(s, StreamTelemetry, s.telemetryOut, s.sendTelemetry, post)
 	go write(s, StreamEvents, s.eventsOut, s.events.Send, post)
 	go write(s, StreamHeartbeat, s.heartbeatOut, s.heartbeat.Send, post)
 }
@@ -176,6 +176,14 @@ func write[T any](s *session, st Stream, ch <-chan *T, send func(*T) error, post
 			}
 		}
 	}
+}
+
+// sendTelemetry writes one frame on the telemetry stream: its encoding as it is when it has one.
+func (s *session) sendTelemetry(f *telemetryFrame) error {
+	if f.wire != nil {
+		return s.telemetry.SendMsg(&preEncoded{b: f.wire})
+	}
+	return s.telemetry.Send(f.batch)
 }
 
 // close cancels the streams and closes the connection once every session goroutine has returned. It blocks

@@ -22,6 +22,12 @@ type Env struct {
 	LeaseEpoch func() uint64
 	// Gate receives every ControlCommand (as a request; it answers the Uplink).
 	Gate *actor.PID
+	// Lease receives every *pb.LeaseGrant and *pb.LeaseDenied (the node's pair wiring, which hands them to its
+	// LeaseHolder); nil drops them: the node is not built for pairs.
+	Lease *actor.PID
+	// GossipAddr returns the host:port this node's pair gossip listens on, for the hello; nil or "" sends
+	// none.
+	GossipAddr func() string
 	// HelloAckTo receive every HelloAck (the ownership map).
 	HelloAckTo []*actor.PID
 	// Subscribers receive LinkChanged and Acked.
@@ -130,12 +136,16 @@ func (u *Uplink) Receive(ctx actor.Context) {
 		u.onRefreshed(ctx, msg)
 	case *pb.TelemetryBatch:
 		u.onTelemetryBatch(ctx, msg)
+	case *EncodedTelemetryBatch:
+		u.onEncodedTelemetryBatch(ctx, msg)
 	case *pb.EventBatch:
 		u.onEventBatch(ctx, msg)
 	case *pb.CommandAck:
 		u.sendControl(ctx, &pb.NodeToCloud{Msg: &pb.NodeToCloud_Ack{Ack: msg}})
 	case *pb.CommandResultReport:
 		u.sendControl(ctx, &pb.NodeToCloud{Msg: &pb.NodeToCloud_Result{Result: msg}})
+	case *pb.LeaseRequest:
+		u.onLeaseRequest(ctx, msg)
 	case *StatusRequest:
 		ctx.Respond(u.status())
 	case *actor.Stopping, *actor.Restarting:
@@ -181,7 +191,8 @@ func (u *Uplink) onConnectTick(ctx actor.Context, t connectTick) {
 		last = seq
 	}
 	hello := &pb.ControlHello{NodeId: u.cfg.NodeID, Standby: u.cfg.Standby, LastSeq: last,
-		LeaseEpoch: u.epoch(), SoftwareVersion: u.cfg.SoftwareVersion, SessionToken: u.token()}
+		LeaseEpoch: u.epoch(), SoftwareVersion: u.cfg.SoftwareVersion, SessionToken: u.token(), GossipAddr: u.gossipAddr(),
+		MinerSigningPublicKey: u.cfg.MinerKey, MinerSigningKeySignature: u.cfg.MinerKeySignature}
 	sess := newSession(u.gen, u.cfg.SendQueue)
 	u.sess = sess
 	cfg, send := u.cfg, post(ctx)
@@ -195,6 +206,34 @@ func (u *Uplink) onConnectTick(ctx actor.Context, t connectTick) {
 		}
 		send(&connected{gen: sess.gen, sess: sess})
 	}()
+}
+
+func (u *Uplink) gossipAddr() string {
+	if u.env.GossipAddr == nil {
+		return ""
+	}
+	return u.env.GossipAddr()
+}
+
+// onLeaseRequest sends a lease request on the control stream. Unlike acks and results it is never kept for
+// the next session: a lease request is only meaningful now (its sender times it from the moment it was
+// sent), and the LeaseHolder asks again when the link is back.
+func (u *Uplink) onLeaseRequest(ctx actor.Context, r *pb.LeaseRequest) {
+	if u.state != stateUp {
+		u.log.Debug("lease request dropped: the link is down", slog.String("op", r.GetOp().String()))
+		return
+	}
+	if !trySend(u.sess.controlOut, &pb.NodeToCloud{Msg: &pb.NodeToCloud_LeaseRequest{LeaseRequest: r}}) {
+		u.drop(ctx, "stalled", fmt.Errorf("%w: control", ErrStalled), -1)
+	}
+}
+
+func (u *Uplink) toLease(ctx actor.Context, m any) {
+	if u.env.Lease == nil {
+		u.log.Debug("lease message ignored: this node is not built for pairs", slog.String("type", fmt.Sprintf("%T", m)))
+		return
+	}
+	ctx.Send(u.env.Lease, m)
 }
 
 func (u *Uplink) epoch() uint64 {
@@ -362,8 +401,10 @@ func (u *Uplink) onControl(ctx actor.Context, m *pb.CloudToNode) {
 		for _, pid := range u.env.HelloAckTo {
 			ctx.Send(pid, x.HelloAck)
 		}
-	case *pb.CloudToNode_LeaseGrant, *pb.CloudToNode_LeaseDenied:
-		u.log.Debug("lease message ignored: this node is not part of a pair")
+	case *pb.CloudToNode_LeaseGrant:
+		u.toLease(ctx, x.LeaseGrant)
+	case *pb.CloudToNode_LeaseDenied:
+		u.toLease(ctx, x.LeaseDenied)
 	default:
 		u.log.Warn("uplink: unexpected control message", slog.String("type", fmt.Sprintf("%T", x)))
 	}
@@ -404,7 +445,25 @@ func (u *Uplink) onTelemetryBatch(ctx actor.Context, b *pb.TelemetryBatch) {
 		// The batch stays in the batcher's outbox and may be re-sent: never modify it, send a copy.
 		b = &pb.TelemetryBatch{NodeId: b.NodeId, BatchSeq: b.BatchSeq, Samples: b.Samples, SessionToken: tok}
 	}
-	if !trySend(u.sess.telemetryOut, b) {
+	if !trySend(u.sess.telemetryOut, &telemetryFrame{batch: b}) {
+		u.drop(ctx, "stalled", fmt.Errorf("%w: telemetry", ErrStalled), -1)
+	}
+}
+
+// onEncodedTelemetryBatch sends a batch whose encoding the sender kept, without encoding it again.
+func (u *Uplink) onEncodedTelemetryBatch(ctx actor.Context, m *EncodedTelemetryBatch) {
+	if m.Wire == nil {
+		u.onTelemetryBatch(ctx, m.Batch)
+		return
+	}
+	if u.state != stateUp {
+		return
+	}
+	f := &telemetryFrame{wire: m.Wire}
+	if tok := u.token(); tok != "" && m.Batch.GetSessionToken() != tok {
+		f = ptr(withSessionToken(m.Batch, m.Wire, tok))
+	}
+	if !trySend(u.sess.telemetryOut, f) {
 		u.drop(ctx, "stalled", fmt.Errorf("%w: telemetry", ErrStalled), -1)
 	}
 }

@@ -59,7 +59,7 @@ func all[T any](b *inbox) []T {
 }
 
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	sys     *actor.ActorSystem
 	clk     *clock.Fake
 	gw      *gatewaytest.Server
@@ -71,7 +71,7 @@ type harness struct {
 	cfg     uplink.Config
 }
 
-func newHarness(t *testing.T, mutate func(*uplink.Config)) *harness {
+func newHarness(t testing.TB, mutate func(*uplink.Config)) *harness {
 	t.Helper()
 	gw, err := gatewaytest.Start()
 	if err != nil {

@@ -46,6 +46,47 @@ type Server struct {
 	results      []*pb.CommandResultReport
 	pings        int
 	streamsOpen  int
+	pingEpochs   []uint64
+	leases       []*pb.LeaseRequest
+	leaseFn      func(*pb.LeaseRequest) []*pb.CloudToNode
+	pingFn       func(*pb.HeartbeatPing)
+	helloFn      func(*pb.ControlHello, *pb.HelloAck)
+}
+
+// OnLease answers every lease request with what fn returns (sent on the requesting stream). Nil: requests
+// are recorded and not answered.
+func (s *Server) OnLease(fn func(*pb.LeaseRequest) []*pb.CloudToNode) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.leaseFn = fn
+}
+
+// OnPing calls fn for every heartbeat, muted or not (a cloud's "heard from the node").
+func (s *Server) OnPing(fn func(*pb.HeartbeatPing)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pingFn = fn
+}
+
+// OnHello lets fn edit each HelloAck before it is sent (e.g. set HelloAck.pair from the hello's gossip_addr).
+func (s *Server) OnHello(fn func(*pb.ControlHello, *pb.HelloAck)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.helloFn = fn
+}
+
+// LeaseRequests returns every lease request received.
+func (s *Server) LeaseRequests() []*pb.LeaseRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*pb.LeaseRequest(nil), s.leases...)
+}
+
+// PingEpochs returns the lease_epoch of every heartbeat received.
+func (s *Server) PingEpochs() []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]uint64(nil), s.pingEpochs...)
 }
 
 // Start listens on 127.0.0.1:0 and serves.
@@ -273,7 +314,11 @@ func (s *Server) ControlStream(stream grpc.BidiStreamingServer[pb.NodeToCloud, p
 	s.hellos = append(s.hellos, h)
 	ack := &pb.HelloAck{NodeId: hello.GetNodeId(), NextSeq: hello.GetLastSeq() + 1, Devices: s.devices}
 	s.control = out // newest stream wins
+	helloFn := s.helloFn
 	s.mu.Unlock()
+	if helloFn != nil {
+		helloFn(hello, ack)
+	}
 	if err := stream.Send(&pb.CloudToNode{Msg: &pb.CloudToNode_HelloAck{HelloAck: ack}}); err != nil {
 		return err
 	}
@@ -306,8 +351,18 @@ func (s *Server) ControlStream(stream grpc.BidiStreamingServer[pb.NodeToCloud, p
 				s.acks = append(s.acks, x.Ack)
 			case *pb.NodeToCloud_Result:
 				s.results = append(s.results, x.Result)
+			case *pb.NodeToCloud_LeaseRequest:
+				s.leases = append(s.leases, x.LeaseRequest)
 			}
+			leaseFn := s.leaseFn
 			s.mu.Unlock()
+			if lr := m.GetLeaseRequest(); lr != nil && leaseFn != nil {
+				for _, r := range leaseFn(lr) {
+					if err := stream.Send(r); err != nil {
+						return err
+					}
+				}
+			}
 		}
 	}
 }
@@ -401,8 +456,12 @@ func (s *Server) Heartbeat(stream grpc.BidiStreamingServer[pb.HeartbeatPing, pb.
 			}
 			s.mu.Lock()
 			s.pings++
-			mute := s.mutePongs
+			s.pingEpochs = append(s.pingEpochs, p.GetLeaseEpoch())
+			mute, pingFn := s.mutePongs, s.pingFn
 			s.mu.Unlock()
+			if pingFn != nil {
+				pingFn(p)
+			}
 			if mute {
 				continue
 			}
