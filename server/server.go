@@ -17,14 +17,19 @@ import (
 	"github.com/hashfleet/hashfleet/messages/pb"
 	"github.com/hashfleet/hashfleet/messages/signing"
 	"github.com/hashfleet/hashfleet/server/api"
+	"github.com/hashfleet/hashfleet/server/artifacts"
 	"github.com/hashfleet/hashfleet/server/credentials"
 	"github.com/hashfleet/hashfleet/server/enroll"
 	"github.com/hashfleet/hashfleet/server/gateway"
 	"github.com/hashfleet/hashfleet/server/grains"
+	"github.com/hashfleet/hashfleet/server/history"
 	"github.com/hashfleet/hashfleet/server/keys"
+	"github.com/hashfleet/hashfleet/server/lease"
 	"github.com/hashfleet/hashfleet/server/registry"
+	"github.com/hashfleet/hashfleet/server/rollout"
 	"github.com/hashfleet/hashfleet/server/store"
 	"github.com/hashfleet/hashfleet/server/ui"
+	"github.com/hashfleet/hashfleet/server/users"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 )
@@ -48,18 +53,28 @@ type Config struct {
 	// CommandTimeout: a miner with no final result this long after its command was issued is marked
 	// timeout. Default 60s.
 	CommandTimeout time.Duration
+	// Lease times warm-standby pair leases (TTL, renew interval, margin, heartbeat timeout). Zero:
+	// lease.DefaultConfig() (6s, 2s, 1s, 6s). Nodes must use matching timings.
+	Lease lease.Config
 	// Combined selects combined mode: the gateway trusts the x-hashfleet-node metadata with no token
 	// (CombinedAuthenticator) and the local node's reported devices are registered to it without pairing.
 	// Only for a gateway listener no other host can reach. Default false: split mode, where nodes enroll
 	// (server/registry) and every stream needs a session token.
 	Combined bool
 	// Authenticator overrides the gateway's authenticator. Nil: CombinedAuthenticator() when Combined,
-	// otherwise session tokens (gateway.SessionAuthenticator over the registry).
+	// otherwise session tokens (gateway.SessionAuthenticator over the registry, whose expiry also ends open
+	// streams; an override has no such expiry).
 	Authenticator gateway.Authenticator
 	// MaxRecvMsgSize bounds one gateway frame in bytes (apply with GRPCServerOptions). Default 4 MiB.
 	MaxRecvMsgSize int
 	// MaxBodyBytes bounds an API request body. Default 1 MiB.
 	MaxBodyBytes int64
+	// ArtifactsDir holds the content-addressed artifact store. "": DataDir/artifacts; none without a DataDir.
+	ArtifactsDir string
+	// RolloutPollInterval is how often a rolling firmware update reads its batch's command. Default 1s.
+	RolloutPollInterval time.Duration
+	// MaxArtifactBytes bounds one artifact (firmware image, log bundle). 0: artifacts.DefaultMaxSize (512 MiB).
+	MaxArtifactBytes int64
 	// DrainReconnectAfter is what the shutdown goaway tells nodes to wait before reconnecting. Default 2s.
 	DrainReconnectAfter time.Duration
 	// OrgID names the single org this server runs. Default "default".
@@ -93,6 +108,17 @@ type Config struct {
 	// Challenge and OpenSession need a verified client certificate naming the node. The gateway's TLS
 	// listener must verify given client certificates (tlsca.VerifyClientCertIfGiven). Default false.
 	RequireClientCert bool
+	// History sets telemetry history retention and limits (server/history.Config: raw samples 24h, 1-minute
+	// rollups 30 days, 1-hour rollups 400 days by default). Dir is ignored: the history lives in
+	// <DataDir>/history, or in memory without a DataDir.
+	History history.Config
+	// Users sets sessions and login limits (server/users.Config: 12h sessions, 1h idle, 5 failed logins per
+	// user or client in 15m lock it out for 1m, doubling). While no admin user exists, user "admin" signs in
+	// with AdminToken as its password, which creates it; the token itself always stays an admin API key.
+	Users users.Config
+	// SecureCookies marks the UI session cookie Secure on a plain-HTTP listener (TLS in front). Default false;
+	// over TLS the cookie is always Secure.
+	SecureCookies bool
 }
 
 // DefaultConfig returns the documented defaults; AdminToken must still be set.
@@ -164,6 +190,12 @@ func (c Config) Validate() error {
 	if err := c.Supervisor.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("server: %w", err))
 	}
+	if err := c.History.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("server: %w", err))
+	}
+	if err := c.Users.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("server: %w", err))
+	}
 	if err := store.ValidNodeID(c.OrgID); err != nil {
 		errs = append(errs, fmt.Errorf("server: OrgID: %w", err))
 	}
@@ -188,8 +220,12 @@ type Server struct {
 	keys      *keys.Manager      // nil when Config.Signer overrides
 	vault     *credentials.Vault // device logins, sealed per owning node, in the store under "cred/"
 	registry  *registry.Registry // nil in combined mode
+	history   *history.History
+	users     *users.Service
 	fleet     *grains.Fleet
 	gw        *gateway.Gateway
+	artifacts *artifacts.Service // nil without a DataDir
+	rollouts  *rollout.Manager
 	api       *api.API
 	handler   http.Handler
 
@@ -231,12 +267,25 @@ func New(cfg Config) (*Server, error) {
 	gcfg.StaleAfter, gcfg.CommandTimeout, gcfg.TrustNodeDevices, gcfg.Signer = cfg.StaleAfter, cfg.CommandTimeout, cfg.Combined, signer
 	if s.keys != nil {
 		gcfg.Keys = s.keys
+		gcfg.PolicySigner = policySigner(s.keys, cfg.Clock)
+	}
+	if !cfg.Combined {
+		gcfg.SiteNodes = siteNodes(st)
 	}
 	if s.vault, err = credentials.New(credentials.NewBadgerStore(st.DB()), credentials.Config{Clock: cfg.Clock, Logger: log}); err != nil {
 		s.closeEarly()
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	gcfg.Vault, gcfg.NodeKey = s.vault, cfg.NodeKeys
+	if s.history, err = openHistory(cfg); err != nil {
+		s.closeEarly()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	gcfg.History = s.history
+	if s.users, err = openUsers(cfg, st); err != nil {
+		s.closeEarly()
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	if gcfg.NodeKey == nil {
 		gcfg.NodeKey = func(id string) (credentials.NodeKey, error) {
 			rec, err := st.NodeRecord(id)
@@ -245,6 +294,13 @@ func New(cfg Config) (*Server, error) {
 			}
 			return credentials.KeyFromRecord(rec)
 		}
+	}
+	gcfg.LeaseMetrics = lease.NewMetrics(cfg.Registerer)
+	if cfg.Lease != (lease.Config{}) {
+		gcfg.Lease = cfg.Lease
+	}
+	if !cfg.Combined {
+		gcfg.NodeRecord = st.NodeRecord // warm-standby pairs check enrollment and seal the pair key
 	}
 	if s.fleet, err = grains.New(gcfg, s.system); err != nil {
 		s.closeEarly()
@@ -262,10 +318,14 @@ func New(cfg Config) (*Server, error) {
 			s.closeEarly()
 			return nil, fmt.Errorf("server: %w", err)
 		}
-		wcfg.Enrollment, wcfg.Sessions = s.registry, s.registry
+		wcfg.Enrollment = s.registry
+		wcfg.Hello = func(_ context.Context, node string, h *pb.ControlHello) error {
+			return s.registry.AnnounceMinerKey(node, h.GetMinerSigningPublicKey(), h.GetMinerSigningKeySignature())
+		}
 		wcfg.RequireClientCert = cfg.RequireClientCert
 		if wcfg.Authenticator == nil {
-			wcfg.Authenticator = gateway.SessionAuthenticator(s.registry)
+			// Session tokens expire on open streams; an overriding Authenticator brings its own rules.
+			wcfg.Authenticator, wcfg.Sessions = gateway.SessionAuthenticator(s.registry), s.registry
 		}
 	}
 	wcfg.MaxRecvMsgSize, wcfg.DrainReconnectAfter = cfg.MaxRecvMsgSize, cfg.DrainReconnectAfter
@@ -274,12 +334,28 @@ func New(cfg Config) (*Server, error) {
 		s.closeEarly()
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	if s.artifacts, err = newArtifacts(cfg, s.gw, s.fleet); err != nil {
+		s.closeEarly()
+		return nil, err
+	}
 	acfg := api.DefaultConfig()
 	acfg.AdminToken, acfg.MaxBodyBytes, acfg.Clock, acfg.Logger, acfg.Metrics = cfg.AdminToken, cfg.MaxBodyBytes, cfg.Clock, log, api.NewMetrics(cfg.Registerer)
 	acfg.Devices, acfg.DebugInject = s.fleet, cfg.DebugInject
-	acfg.Commissioning = s.fleet
+	acfg.Commissioning, acfg.Conflicts = s.fleet, s.fleet
+	acfg.Sites = s.fleet
+	acfg.Artifacts = apiArtifacts(s.artifacts)
+	if s.rollouts, err = newRollouts(cfg, s.fleet); err != nil {
+		s.closeEarly()
+		return nil, err
+	}
+	acfg.Rollouts = s.rollouts
+	if !cfg.Combined {
+		acfg.Pairs = s.fleet
+	}
+	acfg.Users, acfg.History, acfg.SecureCookies = s.users, s.history, cfg.SecureCookies
 	if s.registry != nil {
 		acfg.Enrollment = s.registry
+		acfg.Credentials = credentialAdmin{s}
 	}
 	if s.keys != nil {
 		acfg.Keys = &keyLifecycle{keys: s.keys, fleet: s.fleet, reg: s.registry, clk: cfg.Clock, org: cfg.OrgID}
@@ -298,6 +374,9 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) closeEarly() {
 	if s.ownSystem {
 		s.system.Shutdown()
+	}
+	if s.history != nil {
+		_ = s.history.Close()
 	}
 	_ = s.store.Close()
 }
@@ -337,11 +416,15 @@ func (s *Server) Stop(ctx context.Context) error {
 	if err := s.gw.Drain(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	s.rollouts.Stop()
 	if err := s.fleet.Stop(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	if s.ownSystem {
 		s.system.Shutdown()
+	}
+	if err := s.history.Close(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := s.store.Close(); err != nil {
 		errs = append(errs, err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -79,6 +78,15 @@ func New(cfg Config, backend Backend) (*API, error) {
 	a.handle("GET", "/api/v1/openapi.json", a.openAPI)
 	a.registerSplit()
 	a.registerCommissioning()
+	a.registerAuth()
+	a.registerHistory()
+	a.registerConflicts()
+	a.registerPairs()
+	a.registerSites()
+	a.registerArtifacts()
+	a.registerRollouts()
+	a.registerCredentials()
+	a.registerTransfers()
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s (see /api/v1/openapi.json)", r.Method, r.URL.Path))
 	})
@@ -94,24 +102,7 @@ func (a *API) Handler() http.Handler { return a }
 // Mux is the routing table without authentication (tests match routes against the OpenAPI document).
 func (a *API) Mux() *http.ServeMux { return a.mux }
 
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !a.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="hashfleet"`)
-		writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token: send Authorization: Bearer <admin token>")
-		return
-	}
-	a.mux.ServeHTTP(w, r)
-}
-
-// authorized compares the bearer token in constant time (hashes first, so length leaks nothing either).
-func (a *API) authorized(r *http.Request) bool {
-	scheme, tok, found := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !found || !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	return subtle.ConstantTimeCompare(got[:], a.token[:]) == 1
-}
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.serveAuthenticated(w, r) }
 
 type statusWriter struct {
 	http.ResponseWriter
@@ -174,13 +165,26 @@ func (a *API) listMiners(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
+	f, err := parseMinerFilter(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	offset, limit := q.Offset, q.Limit
+	if f.active() {
+		q.Offset, q.Limit = 0, grains.MaxPageLimit
+	}
 	page, err := a.backend.ListMiners(r.Context(), q)
 	if err != nil {
 		a.backendError(w, r, err)
 		return
 	}
+	var facets *facetsJSON
+	if f.active() {
+		page, facets = f.apply(page, offset, limit)
+	}
 	out := minerListJSON{Total: page.Total, Offset: page.Offset, Limit: page.Limit, AsOf: page.AsOf.UTC(),
-		Counts: page.Counts, Items: make([]minerJSON, 0, len(page.Items))}
+		Counts: page.Counts, Items: make([]minerJSON, 0, len(page.Items)), Facets: facets}
 	for _, row := range page.Items {
 		out.Items = append(out.Items, toMiner(row, page.AsOf))
 	}
@@ -291,8 +295,13 @@ func (a *API) decodeCommand(w http.ResponseWriter, r *http.Request) (grains.Comm
 	for _, p := range in.Pools {
 		pools = append(pools, &pb.Pool{Url: p.URL, User: p.User, Password: p.Password, Priority: p.Priority})
 	}
+	fw, err := a.firmwareRef(in.Firmware)
+	if err != nil {
+		return req, err
+	}
 	return grains.CommandRequest{MinerIDs: in.MinerIDs, Action: action, PowerTargetW: in.PowerTargetW, Pools: pools,
-		IdempotencyKey: in.IdempotencyKey, Actor: "user:admin"}, nil
+		IdempotencyKey: in.IdempotencyKey, Actor: actorName(r), Firmware: fw, NewPassword: []byte(in.Password),
+		CoolingMode: in.CoolingMode, FanPWM: in.FanPWM}, nil
 }
 
 func (a *API) getCommand(w http.ResponseWriter, r *http.Request) {

@@ -61,7 +61,8 @@ type discoveryRequestJSON struct {
 }
 
 func parseProtocol(s string) (pb.Protocol, bool) {
-	for _, p := range []pb.Protocol{pb.Protocol_PROTOCOL_CGMINER, pb.Protocol_PROTOCOL_ANTMINER, pb.Protocol_PROTOCOL_PROTO} {
+	for _, p := range []pb.Protocol{pb.Protocol_PROTOCOL_CGMINER, pb.Protocol_PROTOCOL_ANTMINER, pb.Protocol_PROTOCOL_PROTO,
+		pb.Protocol_PROTOCOL_WHATSMINER} {
 		if protocolName(p) == strings.ToLower(strings.TrimSpace(s)) {
 			return p, true
 		}
@@ -98,7 +99,7 @@ func (a *API) postDiscovery(w http.ResponseWriter, r *http.Request) {
 	for _, s := range in.Protocols {
 		p, ok := parseProtocol(s)
 		if !ok {
-			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("unknown protocol %q (want cgminer, antminer or proto)", s))
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("unknown protocol %q (want cgminer, antminer, proto or whatsminer)", s))
 			return
 		}
 		req.Protocols = append(req.Protocols, p)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/hashfleet/hashfleet/actors/clock"
+	"github.com/hashfleet/hashfleet/server/users"
 )
 
 // DefaultMaxBodyBytes bounds a request body: 1 MiB, room for a command naming about 30,000 miners.
@@ -33,6 +34,25 @@ type Config struct {
 	Devices Devices
 	// Commissioning serves discovery scans, the device list and pairings. Nil: 503.
 	Commissioning Commissioning
+	// Artifacts stores firmware images and log bundles (POST/GET /api/v1/artifacts). Nil: 503.
+	Artifacts Artifacts
+	// Rollouts runs rolling firmware updates (POST/GET /api/v1/rollouts). Nil: 503.
+	Rollouts Rollouts
+	// Users signs operators in (sessions, API keys, roles). Nil: only the admin token is accepted.
+	Users *users.Service
+	// SecureCookies marks the session cookie Secure even on a plain-HTTP listener (behind a TLS proxy).
+	// Over TLS it is always Secure. Default false.
+	SecureCookies bool
+	// History serves /api/v1/series and /api/v1/fleet/totals. Nil: those answer 503.
+	History History
+	// Conflicts serves GET /api/v1/conflicts and their resolution (local-degraded mode). Nil: 503.
+	Conflicts Conflicts
+	// Pairs serves warm-standby pair declarations and their leases. Nil: 503.
+	Pairs Pairs
+	// Sites serves site automation policies and curtailment. Nil: 503.
+	Sites Sites
+	// Credentials serves node revocation and the credential vault's state (split mode). Nil: 503.
+	Credentials Credentials
 	// DebugInject enables POST /api/v1/nodes/{id}/inject, which writes a raw command on a node's stream (to
 	// show that nodes refuse replayed or forged commands). Default off.
 	DebugInject bool

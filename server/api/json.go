@@ -47,6 +47,7 @@ type minerJSON struct {
 	Pool          string      `json:"pool"`
 	PoolUser      string      `json:"pool_user"`
 	Model         string      `json:"model"`
+	Site          string      `json:"site,omitempty"`
 	Firmware      string      `json:"firmware"`
 	Address       string      `json:"address"`
 	UptimeS       int64       `json:"uptime_s"`
@@ -91,6 +92,8 @@ type minerListJSON struct {
 	AsOf   time.Time      `json:"as_of"`
 	Counts map[string]int `json:"counts"`
 	Items  []minerJSON    `json:"items"`
+	// Facets (with facets=1): the models, nodes and sites the list can be filtered by.
+	Facets *facetsJSON `json:"facets,omitempty"`
 }
 
 type commandRequestJSON struct {
@@ -99,6 +102,13 @@ type commandRequestJSON struct {
 	PowerTargetW   float64           `json:"power_target_w"`
 	Pools          []poolRequestJSON `json:"pools"`
 	IdempotencyKey string            `json:"idempotency_key"`
+	// Firmware names firmware_update's image by the sha256 POST /api/v1/artifacts returned.
+	Firmware *firmwareRequestJSON `json:"firmware,omitempty"`
+	// Password is update_password's new miner login; sealed to the owning nodes at once, never stored.
+	Password string `json:"password,omitempty"`
+	// CoolingMode and FanPWM are set_cooling's: auto, manual (fan_pwm 1..100) or immersion.
+	CoolingMode string `json:"cooling_mode,omitempty"`
+	FanPWM      int    `json:"fan_pwm,omitempty"`
 }
 
 // poolRequestJSON is one pool of update_pools. The password is the pool's worker password (usually "x"),
@@ -213,7 +223,7 @@ func toMiner(r grains.MinerRow, now time.Time) minerJSON {
 		LastSeen: ts(r.LastSeen), LastSeenAgeS: age(r.LastSeen, now),
 		HashrateThs: t.GetHashrate_5SThs(), HashrateAvg: t.GetHashrateAvgThs(), FansRPM: orEmpty(t.GetFansRpm()),
 		PowerW: t.GetPowerW(), PowerTargetW: t.GetPowerTargetW(), EfficiencyJth: t.GetEfficiencyJth(),
-		Model: first(t.GetModel(), d.GetModel()), Firmware: t.GetFirmware(), Address: d.GetAddress(),
+		Model: first(t.GetModel(), d.GetModel()), Site: d.GetSite(), Firmware: t.GetFirmware(), Address: d.GetAddress(),
 		UptimeS: t.GetUptimeS(), Error: t.GetPollError(), BoardTempsC: []float64{},
 		Desired: desiredJSON{Run: r.Desired.Run, Curtailment: r.Desired.Curtailment,
 			PowerTargetW: r.Desired.PowerTargetW, UpdatedAt: ts(r.Desired.UpdatedAt)}}
@@ -267,6 +277,10 @@ func protocolName(p pb.Protocol) string {
 		return "antminer"
 	case pb.Protocol_PROTOCOL_PROTO:
 		return "proto"
+	case pb.Protocol_PROTOCOL_WHATSMINER:
+		return "whatsminer"
+	case pb.Protocol_PROTOCOL_BRAIINS:
+		return "braiins"
 	}
 	return ""
 }

@@ -348,6 +348,8 @@ type auditJSON struct {
 	MinerIDs   []string   `json:"miner_ids"`
 	LeaseEpoch uint64     `json:"lease_epoch"`
 	Signature  string     `json:"signature"`
+	// LocalOrigin: a command issued at the site (the node's local UI), backfilled by the node.
+	LocalOrigin bool `json:"local_origin"`
 }
 
 func (a *API) nodeAudit(w http.ResponseWriter, r *http.Request) {
@@ -375,7 +377,8 @@ func (a *API) nodeAudit(w http.ResponseWriter, r *http.Request) {
 	for _, rec := range recs {
 		out.Records = append(out.Records, auditJSON{At: tsMs(rec.GetAtUnixMs()), CommandID: rec.GetCommandId(), Actor: rec.GetActor(),
 			Seq: rec.GetMonotonicSeq(), KeyID: rec.GetKeyId(), Code: grains.ResultCodeName(rec.GetCode()), Message: rec.GetMessage(),
-			MinerIDs: orEmpty(rec.GetMinerIds()), LeaseEpoch: rec.GetLeaseEpoch(), Signature: base64.StdEncoding.EncodeToString(rec.GetSignature())})
+			MinerIDs: orEmpty(rec.GetMinerIds()), LeaseEpoch: rec.GetLeaseEpoch(), Signature: base64.StdEncoding.EncodeToString(rec.GetSignature()),
+			LocalOrigin: rec.GetLocalOrigin()})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

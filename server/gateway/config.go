@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/hashfleet/hashfleet/actors"
 	"github.com/hashfleet/hashfleet/actors/clock"
+	"github.com/hashfleet/hashfleet/messages/pb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 )
@@ -43,6 +45,9 @@ type Config struct {
 	// DrainGrace: after the goaways, how long nodes get to close their upload and heartbeat streams
 	// themselves before Drain ends them with Unavailable. Default 1s (wall clock).
 	DrainGrace time.Duration
+	// Hello, when set, sees every control stream's hello before the stream is attached; an error refuses the
+	// stream (PermissionDenied). Split mode sets it to the registry's miner-key announcement check.
+	Hello func(ctx context.Context, node string, hello *pb.ControlHello) error
 	// Clock stamps heartbeats. Default the wall clock.
 	Clock        clock.Clock
 	Logger       *slog.Logger

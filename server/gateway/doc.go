@@ -9,6 +9,7 @@
 //	          └─hello_ack, commands, goaway ◀── bridge.out ◀── SendFrame / Goaway
 //	node ══UploadTelemetry/Events══▶ handler ─Ingest─▶ Org ─(applied)─▶ Ack{batch_seq}
 //	node ══Heartbeat══▶ handler ─Heartbeat─▶ Node actor; HeartbeatPong back
+//	node ─lease_request─▶ NodeSession ─▶ Node actor ─▶ pair's LeaseActor; grant/denied back on the same stream
 //
 // Identity comes from an Authenticator: TrustNodeMetadata in combined mode (chosen explicitly), or
 // SessionAuthenticator in split mode (Bearer session token + x-hashfleet-node; the node must be known,

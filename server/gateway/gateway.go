@@ -243,6 +243,11 @@ func (g *Gateway) ControlStream(stream grpc.BidiStreamingServer[pb.NodeToCloud, 
 	if err := g.refresh(ctx, kind, node, hello.GetSessionToken()); err != nil {
 		return err
 	}
+	if g.cfg.Hello != nil {
+		if err := g.cfg.Hello(ctx, node, hello); err != nil {
+			return g.protocolError(kind, node, codes.PermissionDenied, "hello refused: %v", err)
+		}
+	}
 	nodePID, err := g.fleet.NodePID(ctx, node)
 	if err != nil {
 		return status.Errorf(codes.Unavailable, "node %s: %v", node, err)
@@ -263,17 +268,8 @@ func (g *Gateway) ControlStream(stream grpc.BidiStreamingServer[pb.NodeToCloud, 
 				end(err.Error())
 				return err
 			}
-			if lr := f.GetLeaseRequest(); lr != nil {
-				// Leases arrive with warm-standby pairs; until then every request is denied, answered here
-				// because only this goroutine writes to the stream.
-				deny := &pb.CloudToNode{Msg: &pb.CloudToNode_LeaseDenied{LeaseDenied: &pb.LeaseDenied{
-					PairId: lr.GetPairId(), RequestId: lr.GetRequestId(), Reason: "leases are not supported by this server yet"}}}
-				if err := stream.Send(deny); err != nil {
-					end("send failed")
-					return err
-				}
-				continue
-			}
+			// Acks, results and lease requests go to the Node actor, which answers lease requests on this
+			// stream through the session (warm-standby pairs, docs/GATEWAY.md).
 			root.Send(session, &inbound{frame: f})
 		case m := <-b.out:
 			if err := stream.Send(m); err != nil {

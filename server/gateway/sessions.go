@@ -44,6 +44,9 @@ type sessions struct {
 	mu    sync.Mutex
 	until map[string]time.Time
 	last  map[string]string // newest token verified per node (avoids re-verifying every ping)
+	// cut: nodes cut off (revoked) and why; watches: every open stream's watch by node (cut.go).
+	cut     map[string]string
+	watches map[string]map[*sessionWatch]struct{}
 }
 
 func newSessions() *sessions {
@@ -53,6 +56,9 @@ func newSessions() *sessions {
 func (s *sessions) extend(node, token string, t time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, cut := s.cut[node]; cut {
+		return
+	}
 	if t.After(s.until[node]) {
 		s.until[node] = t
 		s.last[node] = token
@@ -116,6 +122,11 @@ func (g *Gateway) watch(ctx context.Context, node string) (*sessionWatch, error)
 	}
 	w := &sessionWatch{g: g, node: node}
 	w.arm()
+	g.sess.track(w)
+	if reason, cut := g.sess.cutReason(node); cut {
+		w.stop()
+		return nil, w.cutError("stream", reason)
+	}
 	return w, nil
 }
 
@@ -145,6 +156,9 @@ func (w *sessionWatch) arm() {
 // expired is called when C fires: the status that ends the stream if the session did expire, else nil
 // after re-arming for the refreshed expiry.
 func (w *sessionWatch) expired(kind string) error {
+	if reason, cut := w.g.sess.cutReason(w.node); cut {
+		return w.cutError(kind, reason)
+	}
 	until := w.g.sess.validUntil(w.node)
 	if w.g.clk.Now().Before(until) {
 		w.arm()
@@ -158,6 +172,7 @@ func (w *sessionWatch) expired(kind string) error {
 func (w *sessionWatch) stop() {
 	if w.timer != nil {
 		w.timer.Stop()
+		w.g.sess.untrack(w)
 	}
 }
 

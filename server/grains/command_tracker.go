@@ -24,6 +24,7 @@ type CommandTracker struct {
 	log    *slog.Logger
 	active map[string]*activeCommand
 	flush  clock.Timer
+	org    *actor.PID // the Org, for transfer completions (trackerOrg)
 }
 
 type activeCommand struct {
@@ -64,6 +65,8 @@ func (t *CommandTracker) Receive(ctx actor.Context) {
 		t.flushDirty()
 	case *getCommand:
 		t.onGet(ctx, m)
+	case *trackerOrg:
+		t.org = m.pid
 	default:
 		t.log.Warn("command tracker: unexpected message", slog.String("type", fmt.Sprintf("%T", m)))
 	}
@@ -153,7 +156,10 @@ func (t *CommandTracker) onReport(ctx actor.Context, m *commandReport) {
 			slog.Int("results", len(m.results)))
 		return
 	}
+	t.takeResealed(ctx, a.rec, m)
 	t.changed(ctx, a, applyReport(a.rec, m.minerIDs, m.results, m.done, t.cfg.Clock.Now()))
+	t.promoteLogins(a.rec, m.results)
+	t.completeRotations(a.rec, m.node, m.results)
 }
 
 func (t *CommandTracker) onTimedOut(ctx actor.Context, m *commandTimedOut) {

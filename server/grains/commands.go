@@ -2,6 +2,7 @@ package grains
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -48,6 +49,15 @@ func ValidateCommand(req CommandRequest, maxMiners int) error {
 	if err := validatePools(req); err != nil {
 		return err
 	}
+	if err := validateFirmware(req); err != nil {
+		return err
+	}
+	if err := validatePassword(req); err != nil {
+		return err
+	}
+	if err := validateCooling(req); err != nil {
+		return err
+	}
 	if len(req.IdempotencyKey) > MaxIdempotencyKeyLen {
 		return fmt.Errorf("%w: idempotency_key of %d bytes exceeds %d", ErrInvalidCommand, len(req.IdempotencyKey), MaxIdempotencyKeyLen)
 	}
@@ -55,7 +65,8 @@ func ValidateCommand(req CommandRequest, maxMiners int) error {
 }
 
 func specFor(req CommandRequest) *pb.CommandSpec {
-	return &pb.CommandSpec{Action: req.Action, PowerTargetW: req.PowerTargetW, Pools: req.Pools}
+	return &pb.CommandSpec{Action: req.Action, PowerTargetW: req.PowerTargetW, Pools: req.Pools, Firmware: req.Firmware,
+		Params: coolingParams(req)}
 }
 
 // newRecord is the record of a freshly issued command: every miner pending.
@@ -75,7 +86,8 @@ func newRecord(id string, req CommandRequest, now time.Time) *pb.CommandRecord {
 // sameCommand reports whether req asks for what rec records (an idempotent retry).
 func sameCommand(rec *pb.CommandRecord, req CommandRequest) bool {
 	if rec.GetSpec().GetAction() != req.Action || rec.GetSpec().GetPowerTargetW() != req.PowerTargetW ||
-		len(rec.GetMinerIds()) != len(req.MinerIDs) || !samePools(rec.GetSpec().GetPools(), req.Pools) {
+		len(rec.GetMinerIds()) != len(req.MinerIDs) || !samePools(rec.GetSpec().GetPools(), req.Pools) ||
+		rec.GetSpec().GetFirmware().GetSha256() != req.Firmware.GetSha256() || !maps.Equal(rec.GetSpec().GetParams(), coolingParams(req)) {
 		return false
 	}
 	a, b := slices.Clone(rec.GetMinerIds()), slices.Clone(req.MinerIDs)
@@ -289,6 +301,6 @@ func validatePools(req CommandRequest) error {
 
 func samePools(a, b []*pb.Pool) bool {
 	return slices.EqualFunc(a, b, func(x, y *pb.Pool) bool {
-		return x.GetUrl() == y.GetUrl() && x.GetUser() == y.GetUser() && x.GetPassword() == y.GetPassword() && x.GetPriority() == y.GetPriority()
+		return x.GetUrl() == y.GetUrl() && x.GetUser() == y.GetUser() && samePassword(x, y) && x.GetPriority() == y.GetPriority()
 	})
 }

@@ -3,6 +3,7 @@ package grains
 import (
 	"errors"
 	"fmt"
+	"github.com/hashfleet/hashfleet/node/automation"
 	"log/slog"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/hashfleet/hashfleet/actors/clock"
 	"github.com/hashfleet/hashfleet/messages/pb"
 	"github.com/hashfleet/hashfleet/server/credentials"
+	"github.com/hashfleet/hashfleet/server/lease"
 	"github.com/hashfleet/hashfleet/server/store"
 )
 
@@ -69,8 +71,33 @@ type Config struct {
 	// NodeKey returns a node's credential public key to seal to (split mode: its enrollment record; combined
 	// mode: the local node's). Nil: credentials are refused.
 	NodeKey func(nodeID string) (credentials.NodeKey, error)
+	// History keeps every owned sample with minute and hour rollups, and the site, node and org groups
+	// (server/history). Nil: no history.
+	History HistorySink
+	// PolicySigner signs a site's automation policy with the org's command key (automation.SignPolicy). Nil:
+	// site policies are refused.
+	PolicySigner func(automation.Policy) (*automation.SignedPolicy, error)
+	// SiteNodes lists the nodes of a site (split mode: enrolled with the site's code). Nil: every node the org
+	// knows is at every site (combined mode's single node).
+	SiteNodes func(site string) ([]string, error)
 	// Owners decides which node may own a device (one node, or a warm-standby pair). Default: one node.
 	Owners OwnerPolicy
+
+	// Warm-standby pairs (pairs.go).
+	// NodeRecord returns a node's enrollment record; pair declarations check it (confirmed, not revoked,
+	// org, site) and seal the pair key to its credential key, and devices registered to a node get its site
+	// (device_site.go). Nil: pairs are refused and devices get no site from their node (combined mode).
+	NodeRecord NodeRecordFunc
+	// Pairs persists pair declarations. Default: Store, when it implements store.PairStore.
+	Pairs store.PairStore
+	// Leases persists each pair's lease by compare-and-set. Default: server/lease.Badger on Store's
+	// database when Store has one (store.Badger), else none (pairs refused).
+	Leases lease.Store
+	// Lease times the pair leases. Default lease.DefaultConfig() (TTL 6s, renew 2s, margin 1s, heartbeat
+	// timeout 6s).
+	Lease lease.Config
+	// LeaseMetrics records the lease series. Nil records nothing.
+	LeaseMetrics *lease.Metrics
 }
 
 // DefaultConfig returns the documented defaults; Store must still be set.
@@ -84,6 +111,7 @@ func DefaultConfig() Config {
 		FlushInterval:    time.Second,
 		RequestTimeout:   5 * time.Second,
 		MaxCommandMiners: 100_000,
+		Lease:            lease.DefaultConfig(),
 	}
 }
 
@@ -113,6 +141,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaxCommandMiners < 1 {
 		errs = append(errs, fmt.Errorf("grains: MaxCommandMiners %d must be at least 1", c.MaxCommandMiners))
+	}
+	if c.Lease != (lease.Config{}) {
+		if err := c.Lease.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("grains: %w", err))
+		}
 	}
 	if err := c.Supervisor.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("grains: %w", err))

@@ -18,6 +18,11 @@
 // reports in without ever claiming a device. The ownership map sent to a node carries the logins the Vault
 // sealed to it.
 //
+// Warm-standby pairs (pairs.go, org_pairs.go, node_pair.go, fleet_pairs.go): the Org keeps the declarations
+// and runs one server/lease LeaseActor per pair as its child; Node actors relay their node's lease requests
+// and heartbeats to it; commands for a pair's devices go to the current holder with its epoch, wait while
+// nobody holds the lease, and on a change of holder move (never started) or end INTERRUPTED (started).
+//
 // Decisions are pure functions with time passed in (planTelemetry, planEvents, ValidateCommand, applyAck,
 // applyReport, applyTimeout, recordStatus, buildPage); the actors gather inputs, call them, and persist or
 // send what they return. Telemetry protos are immutable once ingested: the store, the Miner actors and the

@@ -29,6 +29,29 @@ var (
 	ErrUnknownKey = errors.New("unknown command key")
 	// ErrNotConnected: the node has no live control stream.
 	ErrNotConnected = errors.New("node not connected")
+	// ErrInvalidSite: a site policy or curtailment request that cannot be sent as asked (bad site name, a
+	// policy that does not validate, no target, no signing key). Nothing was sent.
+	ErrInvalidSite = errors.New("invalid site request")
+	// ErrUnknownSite: no node is at the site, or the site has no policy yet.
+	ErrUnknownSite = errors.New("unknown site")
+	// ErrStalePolicy: a site policy version not above the site's current one.
+	ErrStalePolicy = errors.New("site policy version is not newer than the current one")
+)
+
+// Warm-standby pairs (pairs.go).
+var (
+	// ErrInvalidPair: a pair declaration or request that is malformed (one member, a node twice, a standby
+	// that is not a member, an id that is not valid, no devices). Nothing was stored.
+	ErrInvalidPair = errors.New("invalid pair declaration")
+	// ErrUnknownNode: a node id no enrollment record exists for.
+	ErrUnknownNode = errors.New("unknown node")
+	// ErrPairConflict: the declaration contradicts the registry (a node pending, revoked, of another org or
+	// site, or already in a pair; a device in another pair or owned by a third node). Nothing was stored.
+	ErrPairConflict = errors.New("pair conflicts with the registry")
+	// ErrUnknownPair: no pair with that id.
+	ErrUnknownPair = errors.New("unknown pair")
+	// ErrPairsUnsupported: the server has no node registry or pair store (combined mode).
+	ErrPairsUnsupported = errors.New("warm-standby pairs need a node registry (split mode)")
 )
 
 // UnknownMinersError names the miners a command refers to that the org does not know. It wraps

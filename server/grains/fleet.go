@@ -36,6 +36,9 @@ func New(cfg Config, system *actor.ActorSystem) (*Fleet, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if err := pairDefaults(&cfg); err != nil {
+		return nil, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -87,6 +90,7 @@ func (f *Fleet) Start() error {
 		root.Stop(view)
 		return fmt.Errorf("grains: spawn org: %w", err)
 	}
+	root.Send(tracker, &trackerOrg{pid: org})
 	if _, err := actors.Request[okReply](root, org, &orgReady{}, cfg.RequestTimeout); err != nil {
 		f.stopAll(context.Background(), org, tracker, view)
 		return fmt.Errorf("grains: org did not load: %w", err)

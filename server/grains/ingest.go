@@ -30,7 +30,10 @@ type known struct {
 type lookupFunc func(minerID string) (known, bool)
 
 type telemetryPlan struct {
-	apply      []*pb.Telemetry // at most one sample per miner, the newest
+	apply []*pb.Telemetry // at most one sample per miner, the newest
+	// history is every sample of an owned miner, older ones too (a spool replay): the history keeps them
+	// all and drops its own duplicates.
+	history    []*pb.Telemetry
 	newDevices []*pb.Device
 	counts     map[string]int
 }
@@ -57,11 +60,14 @@ func planTelemetry(node string, samples []*pb.Telemetry, lookup lookupFunc, trus
 		case ok && k.device.GetNodeId() != node:
 			p.counts[resUnowned]++
 			continue
-		case ok && s.GetObservedAtUnixMs() < k.observedMs:
-			p.counts[resStale]++
-			continue
 		case !ok && !trust:
 			p.counts[resUnowned]++
+			continue
+		}
+		p.history = append(p.history, s)
+		switch {
+		case ok && s.GetObservedAtUnixMs() < k.observedMs:
+			p.counts[resStale]++
 			continue
 		case !ok && !fresh[id]:
 			fresh[id] = true
@@ -94,6 +100,8 @@ type eventsPlan struct {
 	// scans are the batch's discovery scan reports, in order; the devices they found that no node owns are
 	// in pending (discovery never claims ownership, trusted node or not).
 	scans []*pb.ScanReport
+	// curtail is the batch's last curtailment status (nil: none).
+	curtail *pb.CurtailStatus
 }
 
 // planEvents decides what a batch of events from node changes. DISCOVERED registers the device to node when
@@ -124,6 +132,9 @@ func planEvents(node string, events []*pb.Event, lookup lookupFunc, trust bool, 
 			}
 			d.NodeId = node
 			cur, ok := find(d.MinerId)
+			if ok && d.Site == "" && cur.GetNodeId() == node {
+				d.Site = cur.GetSite() // a node does not report its site; the registration keeps it
+			}
 			switch {
 			case ok && cur.GetNodeId() != node:
 				p.counts[resUnowned]++
@@ -162,7 +173,14 @@ func planEvents(node string, events []*pb.Event, lookup lookupFunc, trust bool, 
 			}
 			p.states = append(p.states, stateChange{miner: id, state: ev.GetToState(), at: at})
 			p.counts[resApplied]++
-		case pb.EventKind_EVENT_KIND_COMMAND_AUDIT:
+		case pb.EventKind_EVENT_KIND_CURTAIL:
+			if ev.GetCurtail() == nil {
+				p.counts[resInvalid]++
+				continue
+			}
+			p.curtail = ev.GetCurtail()
+			p.counts[resApplied]++
+		case pb.EventKind_EVENT_KIND_COMMAND_AUDIT, pb.EventKind_EVENT_KIND_RULE_FIRED:
 			a := ev.GetAudit()
 			if a == nil {
 				p.counts[resInvalid]++
@@ -177,6 +195,13 @@ func planEvents(node string, events []*pb.Event, lookup lookupFunc, trust bool, 
 			p.counts[resApplied]++
 		case pb.EventKind_EVENT_KIND_SCAN:
 			if !planScan(&p, node, ev.GetScan(), find) {
+				p.counts[resInvalid]++
+				continue
+			}
+			p.counts[resApplied]++
+		case pb.EventKind_EVENT_KIND_LOCAL_COMMAND:
+			// Recorded by Org.applyLocal (reconcile.go): once per command id, into the node's audit.
+			if c := ev.GetLocalCommand(); c == nil || c.GetHlc() == nil || store.ValidID(c.GetCommandId()) != nil {
 				p.counts[resInvalid]++
 				continue
 			}

@@ -121,6 +121,10 @@ type enqueueCommand struct {
 	// until the node answers, however long it is away.
 	keys     []byte
 	signWith string
+	// pair, when set, is the warm-standby pair whose devices minerIDs are (only); the command is for the
+	// pair's holder and carries epoch as its lease_epoch.
+	pair  string
+	epoch uint64
 	// control, when set, is a node-control payload (a serialized CommandPayload with a DiscoveryRequest or a
 	// PairingRequest). Not tracked by the CommandTracker: the node's acks and reports go to the Org
 	// (controlOutcome), and it stays queued until the node answers.

@@ -38,6 +38,10 @@ type Node struct {
 
 	process   *pb.NodeMetrics // the node's latest forwarded process snapshot (nil: none since start)
 	processAt time.Time       // when it arrived
+
+	pair *nodePair // the warm-standby pair this node is a member of (nil: none; node_pair.go)
+
+	localWM *pb.HLC // newest local command the node reported (reconcile.go); nil: none
 }
 
 type queued struct {
@@ -45,6 +49,13 @@ type queued struct {
 	minerIDs []string
 	key      bool // a key announcement or revocation: not an operator command, not tracked
 	control  bool // a discovery scan or pairing: not tracked; acks and reports go to the Org
+	// pair is the warm-standby pair whose devices the command names (its lease_epoch is the pair's, never
+	// re-signed to the hello's); running is set once the node acked it RUNNING or DUPLICATE.
+	pair    string
+	running bool
+	// bounced: the holder refused it as fenced or for its epoch without consuming the seq; it is sent
+	// again when the node is granted that epoch (node_pair.go).
+	bounced bool
 }
 
 func isKeyPayload(p *pb.CommandPayload) bool {
@@ -81,8 +92,14 @@ func (n *Node) Receive(ctx actor.Context) {
 		}
 		n.sendOwnership(ctx)
 		n.pushStatus(ctx)
+	case *removeDevices:
+		n.onRemoveDevices(ctx, m)
 	case *injectCommand:
 		n.onInject(ctx, m)
+	case *setNodePair, *deliverGrant, *withdrawPair, *pb.LeaseGrant, *pb.LeaseDenied, *actor.DeadLetterResponse:
+		n.onPairMessage(ctx, m)
+	case *localWatermark:
+		n.onLocalWatermark(m)
 	case *nodeProcess:
 		// The newest snapshot wins: one spooled while the link was down may arrive after a newer one.
 		if n.process == nil || m.metrics.GetAtUnixMs() >= n.process.GetAtUnixMs() {
@@ -103,6 +120,7 @@ func (n *Node) onStarted(ctx actor.Context) {
 		panic(fmt.Errorf("node %s: load queue: %w", n.id, err)) // the supervisor retries with backoff
 	}
 	n.lastSeq = seq
+	n.loadLocalWatermark()
 	for _, c := range queue {
 		var p pb.CommandPayload
 		if err := proto.Unmarshal(c.GetPayload(), &p); err != nil {
@@ -126,6 +144,7 @@ func (n *Node) onStarted(ctx actor.Context) {
 			n.devices[d.GetMinerId()] = d
 		}
 	}
+	ctx.Send(ctx.Parent(), &nodeStarted{node: n.id}) // a restarted Node learns its pair again
 	n.pushStatus(ctx)
 }
 
@@ -163,6 +182,7 @@ func (n *Node) onAttach(ctx actor.Context, m *AttachSession) {
 		n.lastSeq = last
 	}
 	ctx.Send(n.session, &SendFrame{Frame: n.helloAck()})
+	n.pairAttached(ctx)
 	resend := n.resendAfter(m.Hello.GetLastSeq())
 	for _, seq := range resend {
 		n.send(ctx, n.queue[seq])
@@ -188,6 +208,9 @@ func (n *Node) helloAck() *pb.CloudToNode {
 	ack := &pb.HelloAck{NodeId: n.id, NextSeq: n.lastSeq + 1, Devices: n.withLogins(n.deviceList())}
 	if s := n.cfg.Signer; s != nil {
 		ack.CommandKeys = s.Keys()
+	}
+	if n.pair != nil {
+		ack.Pair = n.pair.info
 	}
 	return &pb.CloudToNode{Msg: &pb.CloudToNode_HelloAck{HelloAck: ack}}
 }
@@ -219,6 +242,7 @@ func (n *Node) deviceList() []*pb.Device {
 	for _, d := range n.devices {
 		out = append(out, d)
 	}
+	out = append(out, n.partnerDevices()...)
 	slices.SortFunc(out, func(a, b *pb.Device) int {
 		switch {
 		case a.GetMinerId() < b.GetMinerId():
@@ -244,6 +268,7 @@ func (n *Node) onDetach(ctx actor.Context, m *DetachSession) {
 func (n *Node) onHeartbeat(ctx actor.Context, m *Heartbeat) {
 	n.lastHeartbeat = m.At
 	n.cfg.Metrics.heartbeatAt(n.id, m.At)
+	n.pairHeard(ctx)
 	n.pushStatus(ctx)
 }
 
@@ -258,9 +283,13 @@ func (n *Node) onEnqueue(ctx actor.Context, m *enqueueCommand) {
 		payload, err = proto.Marshal(&pb.CommandPayload{MinerIds: m.minerIDs, Spec: m.spec})
 	}
 	if err == nil {
+		epoch := n.hello.GetLeaseEpoch()
+		if m.pair != "" {
+			epoch = m.epoch
+		}
 		cmd := &pb.ControlCommand{CommandId: m.commandID, Actor: m.actor, NodeId: n.id, MonotonicSeq: seq,
-			LeaseEpoch: n.hello.GetLeaseEpoch(), IdempotencyKey: m.commandID, Payload: payload,
-			IssuedAtUnixMs: m.issuedAt.UnixMilli()}
+			LeaseEpoch: epoch, IdempotencyKey: m.commandID, Payload: payload,
+			IssuedAtUnixMs: m.issuedAt.UnixMilli(), LocalWatermark: n.localWM}
 		if s := n.cfg.Signer; s != nil {
 			if m.signWith != "" {
 				err = s.SignWith(m.signWith, cmd)
@@ -273,7 +302,7 @@ func (n *Node) onEnqueue(ctx actor.Context, m *enqueueCommand) {
 		}
 		if err == nil {
 			n.lastSeq = seq
-			q := &queued{cmd: cmd, minerIDs: m.minerIDs, key: key, control: ctl}
+			q := &queued{cmd: cmd, minerIDs: m.minerIDs, key: key, control: ctl, pair: m.pair}
 			n.queue[seq] = q
 			if !key && !ctl {
 				ctx.Request(n.tracker, &commandIssued{commandID: m.commandID, node: n.id, seq: seq})
@@ -304,7 +333,7 @@ func (n *Node) send(ctx actor.Context, q *queued) {
 		return
 	}
 	cmd := q.cmd
-	if epoch := n.hello.GetLeaseEpoch(); cmd.GetLeaseEpoch() != epoch {
+	if epoch := n.hello.GetLeaseEpoch(); q.pair == "" && cmd.GetLeaseEpoch() != epoch {
 		c := proto.Clone(cmd).(*pb.ControlCommand)
 		c.LeaseEpoch = epoch
 		if s := n.cfg.Signer; s != nil {
@@ -331,6 +360,8 @@ func (n *Node) onFrame(ctx actor.Context, m *SessionFrame) {
 		n.onAck(ctx, f.Ack)
 	case *pb.NodeToCloud_Result:
 		n.onResult(ctx, f.Result)
+	case *pb.NodeToCloud_LeaseRequest:
+		n.onLeaseRequest(ctx, f.LeaseRequest)
 	default:
 		n.log.Warn("node: unexpected frame from session", slog.String("type", fmt.Sprintf("%T", f)))
 	}
@@ -383,6 +414,12 @@ func (n *Node) onAck(ctx actor.Context, a *pb.CommandAck) {
 		}
 		return
 	}
+	if !isFinal(code) {
+		q.running = true
+	}
+	if n.pairBounced(q, code, a.GetMessage()) {
+		return
+	}
 	if isFinal(code) {
 		n.log.Warn("node refused command", slog.String("command", a.GetCommandId()), slog.Uint64("seq", a.GetMonotonicSeq()),
 			slog.String("code", ResultCodeName(code)), slog.String("message", a.GetMessage()))
@@ -394,6 +431,7 @@ func (n *Node) onAck(ctx actor.Context, a *pb.CommandAck) {
 func (n *Node) onResult(ctx actor.Context, r *pb.CommandResultReport) {
 	q := n.entry(r.GetCommandId(), r.GetMonotonicSeq())
 	rep := &commandReport{commandID: r.GetCommandId(), node: n.id, results: r.GetResults(), done: r.GetDone()}
+	n.recordConflicts(q, r)
 	if q != nil && q.control {
 		n.onControlReport(ctx, r)
 		return

@@ -13,7 +13,7 @@ import (
 // receives carries its devices' sealed logins.
 
 func isControlPayload(p *pb.CommandPayload) bool {
-	return p.GetDiscovery() != nil || p.GetPairing() != nil
+	return p.GetDiscovery() != nil || p.GetPairing() != nil || p.GetSitePolicy() != nil || p.GetCurtail() != nil
 }
 
 func (n *Node) onControlAck(ctx actor.Context, a *pb.CommandAck, code pb.ResultCode) {

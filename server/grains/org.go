@@ -11,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/hashfleet/hashfleet/actors"
 	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/hashfleet/hashfleet/server/lease"
 	"github.com/hashfleet/hashfleet/server/store"
 )
 
@@ -24,10 +25,13 @@ type Org struct {
 	log     *slog.Logger
 	view    *actor.PID
 	tracker *actor.PID
+	history *actor.PID // nil without Config.History
 
 	devices map[string]*orgDevice
 	nodes   map[string]*actor.PID
 	marks   map[markKey]uint64
+	pairs   pairBook // warm-standby pairs (org_pairs.go)
+	sites   siteBook // site policy and curtailment commands (site_policy.go)
 	loadErr error
 }
 
@@ -78,8 +82,17 @@ func (o *Org) Receive(ctx actor.Context) {
 		o.onPreparePairing(ctx, m)
 	case *startPairing:
 		o.onStartPairing(ctx, m)
+	case *startTransfer:
+		o.onStartTransfer(ctx, m)
+	case *transferResealed:
+		o.onTransferResealed(ctx, m)
+	case siteMessage:
+		o.onSite(ctx, m)
 	case *controlOutcome:
 		o.onControlOutcome(ctx, m)
+	case *declarePair, *deletePair, *requestTransfer, *getPair, *listPairs, *memberGossip, *pairCommandsMoved,
+		*nodeStarted, *lease.HolderChanged, *lease.Status:
+		o.onPairMessage(ctx, m)
 	case *onlyNode:
 		if id, err := o.onlyNode(); err != nil {
 			ctx.Respond(err)
@@ -95,7 +108,9 @@ func (o *Org) Receive(ctx actor.Context) {
 // FleetView.
 func (o *Org) onStarted(ctx actor.Context) {
 	o.devices, o.nodes, o.marks = map[string]*orgDevice{}, map[string]*actor.PID{}, map[markKey]uint64{}
+	o.history = o.spawnHistory(ctx)
 	o.loadErr = o.load(ctx)
+	o.historyGroupsChanged(ctx)
 	if o.loadErr != nil {
 		o.log.Error("org: load from store", slog.Any("err", o.loadErr))
 	}
@@ -105,6 +120,9 @@ func (o *Org) load(ctx actor.Context) error {
 	st := o.cfg.Store
 	devs, err := st.Devices()
 	if err != nil {
+		return err
+	}
+	if err := o.stampLoadedSites(devs); err != nil {
 		return err
 	}
 	tels, err := st.LatestTelemetry()
@@ -136,6 +154,9 @@ func (o *Org) load(ctx actor.Context) error {
 			ctx.Send(d.pid, &minerTelemetry{sample: t})
 			seeded = append(seeded, t)
 		}
+	}
+	if err := o.loadPairs(ctx); err != nil {
+		return err
 	}
 	ctx.Send(o.view, &viewSeed{devices: devs, telemetry: seeded})
 	o.cfg.Metrics.setDevices(len(o.devices))
@@ -200,7 +221,8 @@ func (o *Org) onTelemetry(ctx actor.Context, m *ingestTelemetry) {
 		return
 	}
 	now := o.cfg.Clock.Now()
-	p := planTelemetry(m.node, m.batch.GetSamples(), o.lookup, o.cfg.TrustNodeDevices, now)
+	p := planTelemetry(m.node, m.batch.GetSamples(), o.lookupFor(m.node), o.cfg.TrustNodeDevices, now)
+	o.stampSites(p.newDevices)
 	err := o.cfg.Store.Apply(store.Batch{Devices: p.newDevices, Telemetry: p.apply, Mark: &store.Mark{Node: m.node, Kind: k.kind, Seq: seq}})
 	if err != nil {
 		o.cfg.Metrics.batch(k.kind, "failed")
@@ -210,6 +232,7 @@ func (o *Org) onTelemetry(ctx actor.Context, m *ingestTelemetry) {
 	}
 	o.marks[k] = seq
 	o.register(ctx, p.newDevices)
+	o.recordHistory(ctx, p.history)
 	for _, s := range p.apply {
 		d := o.devices[s.GetMinerId()]
 		d.observedMs = s.GetObservedAtUnixMs()
@@ -247,6 +270,13 @@ func (o *Org) onEvents(ctx actor.Context, m *ingestEvents) {
 		ctx.Respond(fmt.Errorf("%w: event batch %d: %v", ErrStore, seq, err))
 		return
 	}
+	if err := o.applyLocal(ctx, m.node, m.batch.GetEvents()); err != nil {
+		o.cfg.Metrics.batch(k.kind, "failed")
+		o.log.Error("persist local commands", slog.String("node", m.node), slog.Uint64("batch_seq", seq), slog.Any("err", err))
+		ctx.Respond(fmt.Errorf("%w: event batch %d: %v", ErrStore, seq, err))
+		return
+	}
+	o.stampSites(p.devices)
 	if err := o.cfg.Store.Apply(store.Batch{Devices: p.devices, Pending: p.pending, Audit: p.audit,
 		Mark: &store.Mark{Node: m.node, Kind: k.kind, Seq: seq}}); err != nil {
 		o.cfg.Metrics.batch(k.kind, "failed")
@@ -256,11 +286,12 @@ func (o *Org) onEvents(ctx actor.Context, m *ingestEvents) {
 	}
 	o.marks[k] = seq
 	o.register(ctx, p.devices)
+	o.saveCurtail(m.node, p.curtail)
 	if len(p.pending) > 0 {
 		o.log.Info("node reported devices waiting for pairing", slog.String("node", m.node), slog.Int("devices", len(p.pending)))
 	}
 	for _, a := range p.audit {
-		if a.GetCode() != pb.ResultCode_RESULT_CODE_RUNNING && a.GetCode() != pb.ResultCode_RESULT_CODE_SUCCEEDED {
+		if a.GetCode() != pb.ResultCode_RESULT_CODE_RUNNING && a.GetCode() != pb.ResultCode_RESULT_CODE_SUCCEEDED && !a.GetLocalOrigin() {
 			o.log.Warn("node gate did not run a command", slog.String("node", m.node), slog.Uint64("seq", a.GetMonotonicSeq()),
 				slog.String("command", a.GetCommandId()), slog.String("code", ResultCodeName(a.GetCode())), slog.String("reason", a.GetMessage()))
 		}
@@ -304,6 +335,7 @@ func (o *Org) register(ctx actor.Context, devs []*pb.Device) {
 	}
 	ctx.Send(o.view, &viewDevices{devices: devs})
 	o.cfg.Metrics.setDevices(len(o.devices))
+	o.historyGroupsChanged(ctx)
 }
 
 // onRegister registers devices an operator confirmed (the pairing seam). Moving a device to another node is
@@ -324,6 +356,7 @@ func (o *Org) onRegister(ctx actor.Context, m *registerDevices) {
 			return
 		}
 	}
+	o.stampSites(m.devices)
 	if err := o.cfg.Store.Apply(store.Batch{Devices: m.devices}); err != nil {
 		ctx.Respond(fmt.Errorf("%w: register devices: %v", ErrStore, err))
 		return
@@ -366,8 +399,21 @@ func (o *Org) onIssue(ctx actor.Context, m *issueCommand) {
 		ctx.Respond(&UnknownMinersError{IDs: unknown})
 		return
 	}
+	pairParts, err := o.planPairParts(parts)
+	if err != nil {
+		ctx.Respond(err)
+		return
+	}
 	now := o.cfg.Clock.Now()
 	rec := newRecord(newCommandID(now), req, now)
+	if err := o.sealCommandSecrets(rec); err != nil {
+		ctx.Respond(err)
+		return
+	}
+	if err := o.sealNewLogin(rec, req.NewPassword); err != nil {
+		ctx.Respond(err)
+		return
+	}
 	if err := o.cfg.Store.PutCommand(rec); err != nil {
 		ctx.Respond(fmt.Errorf("%w: %v", ErrStore, err))
 		return
@@ -377,6 +423,9 @@ func (o *Org) onIssue(ctx actor.Context, m *issueCommand) {
 	ctx.Send(o.tracker, &trackCommand{rec: rec}) // the tracker owns rec from here on
 	for node, miners := range parts {
 		ctx.Send(o.node(ctx, node), &enqueueCommand{commandID: id, actor: req.Actor, minerIDs: miners, spec: spec, issuedAt: now})
+	}
+	for pid, miners := range pairParts {
+		o.routePair(ctx, pid, pairCommand{commandID: id, actor: req.Actor, minerIDs: miners, spec: spec, issuedAt: now})
 	}
 	for _, mid := range req.MinerIDs {
 		ctx.Send(o.devices[mid].pid, &minerCommand{spec: spec, at: now})

@@ -201,6 +201,8 @@ func (o *Org) onControlOutcome(ctx actor.Context, m *controlOutcome) {
 		err = o.scanOutcome(m)
 	case strings.HasPrefix(m.commandID, pairingIDPrefix):
 		err = o.pairingOutcome(ctx, m)
+	case isSiteCommand(m.commandID):
+		o.siteOutcome(m)
 	default:
 		o.log.Warn("outcome of an unknown control command", slog.String("command", m.commandID), slog.String("node", m.node))
 	}
@@ -269,6 +271,7 @@ func (o *Org) pairingOutcome(ctx actor.Context, m *controlOutcome) error {
 		ok = append(ok, d)
 	}
 	if len(ok) > 0 {
+		o.stampSites(ok)
 		if err := o.cfg.Store.Apply(store.Batch{Devices: ok}); err != nil {
 			return fmt.Errorf("register paired devices: %w", err)
 		}

@@ -12,7 +12,14 @@ type CommandRequest struct {
 	Action       pb.Action
 	PowerTargetW float64
 	// Pools are update_pools' pools, 1 to 3, tried in priority order (lowest first).
-	Pools          []*pb.Pool
+	Pools []*pb.Pool
+	// Firmware is firmware_update's image: an artifact in the cloud's store (server/artifacts).
+	Firmware *pb.ArtifactRef
+	// NewPassword is update_password's new miner login (plaintext, sealed at issue; never stored).
+	NewPassword []byte
+	// CoolingMode and FanPWM are set_cooling's: auto, manual (FanPWM 1..100) or immersion.
+	CoolingMode    string
+	FanPWM         int
 	IdempotencyKey string
 	// Actor is who issued it ("user:admin").
 	Actor string
@@ -166,11 +173,17 @@ var actionNames = map[string]pb.Action{
 	"update_pools":     pb.Action_ACTION_UPDATE_POOLS,
 	"get_pools":        pb.Action_ACTION_GET_POOLS,
 	"get_errors":       pb.Action_ACTION_GET_ERRORS,
+	"firmware_update":  pb.Action_ACTION_FIRMWARE_UPDATE,
+	"firmware_status":  pb.Action_ACTION_FIRMWARE_STATUS,
+	"update_password":  pb.Action_ACTION_UPDATE_PASSWORD,
+	"get_cooling":      pb.Action_ACTION_GET_COOLING,
+	"set_cooling":      pb.Action_ACTION_SET_COOLING,
+	"download_logs":    pb.Action_ACTION_DOWNLOAD_LOGS,
 }
 
 // ActionNames lists the accepted action names in a stable order.
 func ActionNames() []string {
-	return []string{"reboot", "start", "stop", "set_power_target", "blink", "curtail", "uncurtail", "update_pools", "get_pools", "get_errors"}
+	return []string{"reboot", "start", "stop", "set_power_target", "blink", "curtail", "uncurtail", "update_pools", "get_pools", "get_errors", "firmware_update", "firmware_status", "update_password", "get_cooling", "set_cooling", "download_logs"}
 }
 
 // ParseAction maps an API action name to its Action; false for anything else.

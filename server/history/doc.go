@@ -35,7 +35,7 @@
 // unix milliseconds, 8 bytes big-endian, so each id's records sort by time and a range is one seek.
 //
 //	h/v                      format version (1)
-//	h/i/<miner>              (empty)  the miners with history; recovery walks it. TTL: HourRetention
+//	h/i/<miner>              (empty)  the miners with history; recovery walks it. TTL: HourRetention + 24h
 //	h/r/<miner>\x00<ts>      sample   13 B   TTL: RawRetention
 //	h/m/<miner>\x00<start>   bucket   31 B   TTL: MinuteRetention
 //	h/h/<miner>\x00<start>   bucket   31 B   TTL: HourRetention

@@ -32,8 +32,11 @@ type History struct {
 	mu     sync.RWMutex
 	closed bool
 	// dirty: a write failed after the in-memory state had moved on; the next write rebuilds it from disk.
-	dirty   bool
-	miners  map[string]*minerState
+	dirty  bool
+	miners map[string]*minerState
+	// known holds every miner that may have records on disk: the index read at recovery plus every index
+	// key written since. A miner outside it has nothing to restore, so its first sample costs no read.
+	known   map[string]struct{}
 	groups  *registry
 	expired int64 // minute of the last expire pass
 }
@@ -254,19 +257,25 @@ func (h *History) expireAll(now int64, w *writer) {
 	}
 }
 
-// miner returns the state of id, restoring it from disk the first time it is seen (a miner forgotten as
-// idle, or one whose records a previous process wrote). Caller holds mu.
+// miner returns the state of id, restoring it from disk the first time it is seen if it may have records
+// there (a miner forgotten as idle, or one whose records a previous process wrote); a miner never indexed
+// starts empty without a read. Caller holds mu.
 func (h *History) miner(id string, w *writer) (*minerState, error) {
 	m := h.miners[id]
 	if m == nil {
-		var err error
-		if m, err = h.restore(w.reader(), id, w); err != nil {
-			return nil, err
+		if _, ok := h.known[id]; ok {
+			var err error
+			if m, err = h.restore(w.reader(), id, w); err != nil {
+				return nil, err
+			}
+		} else {
+			m = &minerState{}
 		}
 		h.miners[id] = m
 	}
 	if m.indexed == 0 || w.now-m.indexed >= indexRefresh {
 		w.index(id)
+		h.known[id] = struct{}{}
 		m.indexed = w.now
 	}
 	return m, nil
@@ -289,6 +298,7 @@ func (h *History) resync() error {
 func (h *History) recoverAll() error {
 	now := h.cfg.Clock.Now().UnixMilli()
 	h.miners = map[string]*minerState{}
+	h.known = map[string]struct{}{}
 	w := h.newWriter(now)
 	defer w.cancel()
 	var ids []string
@@ -304,11 +314,13 @@ func (h *History) recoverAll() error {
 		return fmt.Errorf("read miner index: %w", err)
 	}
 	for _, id := range ids {
+		h.known[id] = struct{}{}
 		m, err := h.restore(w.reader(), id, w)
 		if err != nil {
 			return err
 		}
-		m.indexed = now
+		// indexed stays 0: the miner's next sample rewrites its index key, so the key's time to live keeps
+		// covering its records across restarts.
 		if m.r.lastTs > 0 {
 			h.miners[id] = m
 		}

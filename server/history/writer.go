@@ -98,9 +98,11 @@ func (w *writer) raw(id string, s sample) bool {
 	return true
 }
 
-// index records that id has history (recovery walks the index), for as long as its hours are kept.
+// index records that id has history (recovery and first sight read the index), for as long as its hours
+// are kept: the key is rewritten every indexRefresh while the miner reports, so it lives HourRetention plus
+// that period, past the newest hour written before the next rewrite.
 func (w *writer) index(id string) {
-	exp, _ := w.expiresAt(w.now, w.h.cfg.HourRetention)
+	exp, _ := w.expiresAt(w.now, w.h.cfg.HourRetention+indexRefresh*time.Millisecond)
 	k := append(w.buf(len(pIndex)+len(id)), pIndex...)
 	w.set(append(k, id...), nil, exp)
 }

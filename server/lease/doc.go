@@ -27,6 +27,11 @@
 // The epoch advances exactly when the holder changes, is persisted before any reply names it, and is never
 // reused: State.Epoch is the highest epoch ever issued, kept across RELEASE.
 //
+// When a decision moves the lease, the requester's answer and Notify's *HolderChanged go out in an order
+// that keeps commands behind grants: a requester that became the holder is answered first (commands the
+// Notify receiver routes to it with the new epoch queue behind its grant); one that gave the lease up is
+// answered after Notify (nothing it asks after the answer is routed to it any more).
+//
 // # Timing and clock drift
 //
 // The cloud's clock decides expiry; a node never compares the cloud's timestamps with its own. A node

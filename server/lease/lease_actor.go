@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"time"
 
@@ -128,6 +129,7 @@ func (a *LeaseActor) onRequest(ctx actor.Context, req *pb.LeaseRequest) {
 		next, reply, derr := Decide(a.cfg, a.state, req, now)
 		if derr != nil {
 			a.state = next // the requester was heard
+			a.env.Metrics.observe(a.state)
 			a.env.Metrics.decided(op, string(OutcomeDenied))
 			log.Info("lease request refused", slog.Any("reason", derr), slog.String("holder", a.state.Holder),
 				slog.Uint64("current_epoch", a.state.Epoch))
@@ -155,8 +157,17 @@ func (a *LeaseActor) onRequest(ctx actor.Context, req *pb.LeaseRequest) {
 			}
 		}
 		a.state = next
-		a.committed(ctx, op, reply, log)
-		ctx.Respond(reply.Grant)
+		// Order of the two sends: Notify's receiver routes commands to the holder as soon as it hears of
+		// the change. A requester that became the holder gets its grant first, so the grant is ahead of
+		// any command stamped with its epoch; one that gave the lease up (TRANSFER, RELEASE) gets its
+		// answer after Notify, so nothing asked after that answer is routed to it any more.
+		if reply.Grant.GetHolder() == req.GetNodeId() {
+			ctx.Respond(reply.Grant)
+			a.committed(ctx, op, reply, log)
+		} else {
+			a.committed(ctx, op, reply, log)
+			ctx.Respond(reply.Grant)
+		}
 		return
 	}
 }
@@ -198,12 +209,14 @@ func (a *LeaseActor) onHeartbeat(m *Heartbeat) {
 		a.state.LastHeartbeat = map[string]time.Time{}
 	}
 	a.state.LastHeartbeat[m.NodeID] = a.env.Clock.Now()
+	a.env.Metrics.observe(a.state)
 }
 
 func (a *LeaseActor) status() *Status {
 	s := a.state
+	now := a.env.Clock.Now()
 	return &Status{PairID: a.pairID, Holder: s.Holder, Epoch: s.Epoch, ExpiresAt: s.ExpiresAt, Members: s.Members,
-		Version: s.Version, Live: s.Live(a.env.Clock.Now())}
+		Version: s.Version, Live: s.Live(now), Heard: maps.Clone(s.LastHeartbeat), AsOf: now}
 }
 
 func (a *LeaseActor) onStatus(ctx actor.Context) {

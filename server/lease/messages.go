@@ -25,6 +25,10 @@ type Status struct {
 	Version   uint64
 	// Live is whether the holder's lease is unexpired on the cloud clock.
 	Live bool
+	// Heard is when the cloud last heard each member (heartbeat or lease request; activation counts).
+	Heard map[string]time.Time
+	// AsOf is the actor's clock when the status was taken; ages are relative to it.
+	AsOf time.Time
 }
 
 // SetMembers replaces the pair's members (operator action); answered with *Status or an error.

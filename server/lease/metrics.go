@@ -16,6 +16,7 @@ type Metrics struct {
 	failovers *prometheus.CounterVec
 	decisions *prometheus.CounterVec
 	conflicts prometheus.Counter
+	live      *liveSeries
 
 	mu      sync.Mutex
 	holders map[string]string // pair → holder label currently set
@@ -43,6 +44,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		conflicts: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hashfleet_server_lease_store_conflicts_total", Help: "Compare-and-set conflicts: another activation of a lease grain wrote first.",
 		})),
+		live:    register(reg, newLiveSeries()),
 		holders: map[string]string{},
 	}
 }
@@ -69,6 +71,7 @@ func (m *Metrics) state(s State) {
 	if m == nil {
 		return
 	}
+	m.live.observe(s)
 	m.epoch.WithLabelValues(s.PairID).Set(float64(s.Epoch))
 	if s.ExpiresAt.IsZero() {
 		m.expiry.WithLabelValues(s.PairID).Set(0)

@@ -290,7 +290,7 @@ func (r *Registry) Enroll(ctx context.Context, req *pb.EnrollRequest) (*pb.Enrol
 		r.event(ctx, store.SecurityEvent{Kind: "enroll", Node: id, Result: "refused", Reason: "public keys differ from the enrolled ones"})
 		return nil, status.Errorf(codes.FailedPrecondition, "enroll: node %s is enrolled with other miner-signing, credential or TLS keys", id)
 	}
-	resp := &pb.EnrollResponse{NodeId: id, OrgId: rec.GetOrgId(), IdentityFingerprint: fp}
+	resp := &pb.EnrollResponse{NodeId: id, OrgId: rec.GetOrgId(), IdentityFingerprint: fp, Site: rec.GetSite()}
 	if !rec.GetConfirmed() {
 		return resp, nil
 	}
@@ -404,6 +404,56 @@ func (r *Registry) Revoke(nodeID string) error {
 		r.event(nil, store.SecurityEvent{Kind: "revoke", Node: nodeID, Result: "accepted"})
 	}
 	return err
+}
+
+// Record returns a node's enrollment record (ErrUnknownNode when there is none).
+func (r *Registry) Record(nodeID string) (*pb.NodeRecord, error) {
+	rec, err := r.st.NodeRecord(nodeID)
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalidKey) {
+		return nil, fmt.Errorf("node %q: %w", nodeID, ErrUnknownNode)
+	}
+	return rec, err
+}
+
+// ErrBadMinerKey: a miner-signing key announcement that does not verify.
+var ErrBadMinerKey = errors.New("miner-signing key announcement refused")
+
+// AnnounceMinerKey records the miner-signing key a node announced in its hello (after
+// `hashfleet node rotate-signing-key`), so a later device transfer to it hands Proto rigs to the key it
+// really holds. The announcement must be signed by the node's enrolled identity key over
+// signing.MinerKeyBytes; an empty key announces nothing. A key that differs from the record replaces it and
+// is written to the security event log; a bad one is refused (and logged) and the record kept.
+func (r *Registry) AnnounceMinerKey(nodeID string, key, sig []byte) error {
+	if len(key) == 0 && len(sig) == 0 {
+		return nil
+	}
+	refuse := func(reason string) error {
+		r.event(nil, store.SecurityEvent{Kind: "miner-key", Node: nodeID, Result: "refused", Reason: reason})
+		return fmt.Errorf("%w: %s", ErrBadMinerKey, reason)
+	}
+	rec, err := r.activeRecord(nodeID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(key) != ed25519.PublicKeySize:
+		return refuse(fmt.Sprintf("key is %d bytes, want %d", len(key), ed25519.PublicKeySize))
+	case len(sig) != ed25519.SignatureSize || !ed25519.Verify(rec.GetIdentityPublicKey(), signing.MinerKeyBytes(nodeID, key), sig):
+		return refuse("signature does not verify with the node's identity key")
+	case subtle.ConstantTimeCompare(key, rec.GetIdentityPublicKey()) == 1:
+		return refuse("the miner-signing key must differ from the identity key")
+	case subtle.ConstantTimeCompare(key, rec.GetMinerSigningPublicKey()) == 1:
+		return nil
+	}
+	if _, err := r.st.UpdateNodeRecord(nodeID, func(n *pb.NodeRecord) error {
+		n.MinerSigningPublicKey = append([]byte(nil), key...)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("record miner-signing key of %s: %w", nodeID, err)
+	}
+	r.event(nil, store.SecurityEvent{Kind: "miner-key", Node: nodeID, Result: "accepted",
+		Reason: "rotated to " + signing.Fingerprint(key)})
+	return nil
 }
 
 // ConfirmedNodes lists the ids of confirmed, unrevoked nodes (key rotations are sent to each).

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -40,6 +41,10 @@ func Schema() inspect.Schema {
 			{Name: "pending-device", Prefix: pPending, Message: &pb.Device{}},
 			{Name: "scan", Prefix: pScan, Message: &pb.ScanRecord{}},
 			{Name: "pairing", Prefix: pPairing, Message: &pb.PairingRecord{}},
+			{Name: "warm-standby-pair", Prefix: pWPair, Type: "JSON (PairRecord: members, devices, sealed pair keys, holder history)",
+				Decode: inspect.JSONStruct},
+			{Name: "site-policy", Prefix: pSitePolicy, Message: &pb.SitePolicy{}},
+			{Name: "curtail-status", Prefix: pCurtailStat, Message: &pb.CurtailStatus{}},
 			// The credential vault (server/credentials) shares this Badger under "cred/": ciphertext and
 			// workflow state only.
 			{Name: "credential", Prefix: "cred/dev/", Type: "JSON (credentials.DeviceRecord: sealed envelopes, never plaintext)",
@@ -52,6 +57,9 @@ func Schema() inspect.Schema {
 				Decode: func(_, v []byte) (proto.Message, error) {
 					return inspect.Struct(map[string]any{"redacted": true, "bytes": len(v)})
 				}},
+			// Users and API keys (server/users) share this Badger under "users/": hashes only, redacted here.
+			{Name: "user", Prefix: "users/u/", Type: "JSON (users.UserRecord: role and bcrypt hash, hash redacted)", Decode: redactHash},
+			{Name: "api-key", Prefix: "users/k/", Type: "JSON (users.KeyRecord: role and SHA-256 of the secret, hash redacted)", Decode: redactHash},
 			// The security event log is the server's own audit trail, in time order across nodes.
 			{Name: "security-event", Prefix: pSecEvent, Type: "JSON (SecurityEvent)", Decode: inspect.JSONStruct, Audit: true,
 				Match: func(rest []byte) bool { return len(rest) == 16 }, FormatKey: formatTimeKey, ParseKey: parseTimeKey},
@@ -181,4 +189,17 @@ func summarize(r *inspect.Reader, s *inspect.Summary) error {
 		}
 		return true, nil
 	})
+}
+
+// redactHash decodes a JSON record and hides its "hash" field (a password or key hash is no secret, but it
+// has no business in an inspection dump either).
+func redactHash(_, v []byte) (proto.Message, error) {
+	var m map[string]any
+	if err := json.Unmarshal(v, &m); err != nil {
+		return nil, err
+	}
+	if _, ok := m["hash"]; ok {
+		m["hash"] = "redacted"
+	}
+	return inspect.Struct(m)
 }

@@ -85,6 +85,8 @@ type Store interface {
 
 	// Commissioning: discovery scans and pairings.
 	Commissioning
+	// Reconciliation: backfilled local commands, local watermarks, conflicts (local-degraded mode).
+	Reconciliation
 
 	Close() error
 }

@@ -4,6 +4,8 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"path"
+	"strings"
 )
 
 //go:embed static
@@ -12,6 +14,7 @@ var static embed.FS
 // Paths the page is served at.
 const (
 	IndexPath  = "/"
+	AssetsPath = "/ui/"
 	ScriptPath = "/ui/app.js"
 	StylePath  = "/ui/app.css"
 )
@@ -20,31 +23,59 @@ const (
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; " +
 	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
-// Handler serves the operator page: index at /, script and style under /ui/.
+var contentTypes = map[string]string{
+	".html": "text/html; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+	".svg":  "image/svg+xml",
+}
+
+// Handler serves the operator UI: index at /, every embedded asset under /ui/, each with a strict
+// Content-Security-Policy. Assets are read once at start.
 func Handler() http.Handler {
 	sub, err := fs.Sub(static, "static")
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}
-	mux := http.NewServeMux()
-	serve := func(name, ctype string) http.HandlerFunc {
-		body, err := fs.ReadFile(sub, name)
-		if err != nil {
-			panic(err)
+	files := map[string][]byte{}
+	err = fs.WalkDir(sub, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
 		}
-		return func(w http.ResponseWriter, _ *http.Request) {
-			h := w.Header()
-			h.Set("Content-Type", ctype)
-			h.Set("Content-Security-Policy", csp)
-			h.Set("X-Content-Type-Options", "nosniff")
-			h.Set("Referrer-Policy", "no-referrer")
-			h.Set("X-Frame-Options", "DENY")
-			h.Set("Cache-Control", "no-cache")
-			_, _ = w.Write(body)
+		if _, ok := contentTypes[path.Ext(p)]; !ok {
+			return nil
 		}
+		b, err := fs.ReadFile(sub, p)
+		files[p] = b
+		return err
+	})
+	if err != nil {
+		panic(err)
 	}
-	mux.Handle("GET /{$}", serve("index.html", "text/html; charset=utf-8"))
-	mux.Handle("GET "+ScriptPath, serve("app.js", "text/javascript; charset=utf-8"))
-	mux.Handle("GET "+StylePath, serve("app.css", "text/css; charset=utf-8"))
+	serve := func(w http.ResponseWriter, name string) {
+		body, ok := files[name]
+		if !ok {
+			http.NotFound(w, nil)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", contentTypes[path.Ext(name)])
+		h.Set("Content-Security-Policy", csp)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Cache-Control", "no-cache")
+		_, _ = w.Write(body)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) { serve(w, "index.html") })
+	mux.HandleFunc("GET "+AssetsPath+"{file...}", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("file")
+		if strings.Contains(name, "..") || name == "index.html" {
+			http.NotFound(w, r)
+			return
+		}
+		serve(w, name)
+	})
 	return mux
 }

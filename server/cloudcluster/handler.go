@@ -1,0 +1,84 @@
+package cloudcluster
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// maxBody bounds a request body of the cluster endpoints.
+const maxBody = 1 << 20
+
+// Handler serves the member's cluster endpoints (operators and tests), behind a bearer token:
+//
+//	POST /cluster/v1/nodes/{node}/commands  {"command_id","actor","payload"(base64)} → ClusterIssueReply
+//	GET  /cluster/v1/nodes/{node}                                                  → ClusterNodeStatusReply
+//	GET  /cluster/v1/members                                                       → {"self","members"}
+func (m *Member) Handler(token string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /cluster/v1/nodes/{node}/commands", m.handleIssue)
+	mux.HandleFunc("GET /cluster/v1/nodes/{node}", m.handleStatus)
+	mux.HandleFunc("GET /cluster/v1/members", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"self": m.ID(), "address": m.Address(), "members": m.Members()})
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if token == "" || !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "bearer token required"})
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+type issueBody struct {
+	CommandID string `json:"command_id"`
+	Actor     string `json:"actor"`
+	Payload   []byte `json:"payload"`
+}
+
+func (m *Member) handleIssue(w http.ResponseWriter, r *http.Request) {
+	var b issueBody
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "malformed body: " + err.Error()})
+		return
+	}
+	rep, err := m.Issue(r.Context(), Command{NodeID: r.PathValue("node"), CommandID: b.CommandID, Actor: b.Actor, Payload: b.Payload})
+	if err != nil {
+		writeJSON(w, statusOf(err), map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"seq": rep.GetSeq(), "sent": rep.GetSent(), "stream_member": rep.GetStreamMember(),
+		"grain_member": rep.GetGrainMember()})
+}
+
+func (m *Member) handleStatus(w http.ResponseWriter, r *http.Request) {
+	rep, err := m.NodeStatus(r.Context(), r.PathValue("node"))
+	if err != nil {
+		writeJSON(w, statusOf(err), map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"node": rep.GetNodeId(), "grain_member": rep.GetGrainMember(),
+		"stream_member": rep.GetStreamMember(), "last_seq": rep.GetLastSeq(), "connected": rep.GetConnected()})
+}
+
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrNotStarted):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadGateway
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

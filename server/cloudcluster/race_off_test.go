@@ -1,0 +1,5 @@
+//go:build !race
+
+package cloudcluster_test
+
+const raceDetector = false
