@@ -164,6 +164,7 @@ func newServer(lc fx.Lifecycle, o CombinedOptions, rt *actorRuntime, id *localId
 	cfg := serverConfig(o.env(), rt, "cloud")
 	cfg.DataDir = subdir(o.DataDir, "cloud")
 	cfg.KeysDir = subdir(o.DataDir, "cloud-keys")
+	cfg.ArtifactsDir = subdir(o.DataDir, "cloud-artifacts")
 	cfg.AdminToken = o.AdminToken
 	cfg.Combined = true
 	cfg.NodeKeys = id.nodeKeys("default") // credentials given at pairing are sealed to the local node's key
@@ -179,6 +180,9 @@ func newGatewayListener(lc fx.Lifecycle, srv *server.Server) *gatewayListener {
 	gl := &gatewayListener{lis: bufconn.Listen(1 << 20)}
 	gs := grpc.NewServer(srv.GRPCServerOptions()...)
 	pb.RegisterGatewayServer(gs, srv.Gateway())
+	if a := srv.Artifacts(); a != nil {
+		pb.RegisterArtifactsServer(gs, a)
+	}
 	// No drain here: the local node stops before the listener (fx stops in reverse), closing its streams.
 	serveGateway(lc, gl.lis, gs, nil)
 	return gl
@@ -209,7 +213,14 @@ func newNode(lc fx.Lifecycle, o CombinedOptions, rt *actorRuntime, gl *gatewayLi
 	// The same gate as split mode: every command is verified with the org's ed25519 command keys (the
 	// keyring persisted in the node store, started from the server's public keys at first run).
 	cfg.CommandKeys = srv.Keys().Keys()
-	cfg.DriverFactory = drivers.New
+	cfg.DriverFactory = drivers.NewForCommands
+	if o.DataDir != "" { // firmware images and log bundles over the in-process gateway's Artifacts service
+		art, err := newNodeArtifacts(o.DataDir, LocalNodeID, gl.dial, nil, o.Clock, o.Logger) // DataDir/artifacts
+		if err != nil {
+			return nil, err
+		}
+		cfg.DriverFactory = art.WrapDrivers(cfg.DriverFactory)
+	}
 	if o.DriverFactory != nil {
 		cfg.DriverFactory = o.DriverFactory
 	}

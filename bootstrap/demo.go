@@ -88,6 +88,7 @@ func RunDemo(ctx context.Context, o DemoOptions, out io.Writer) error {
 	} else {
 		fmt.Fprintln(out, "  admin token   as given")
 	}
+	fmt.Fprintln(out, "  UI sign-in    user admin, password: the admin token (on first start)")
 	fmt.Fprintf(out, "  data          %s\n", dataDir)
 	fmt.Fprintln(out, "Ctrl-C stops.")
 

@@ -47,7 +47,8 @@ func mixNote(s demoSite) string {
 	for _, k := range []struct {
 		n    int
 		name string
-	}{{c.Antminer, "Antminers"}, {c.Proto, "Proto rigs"}, {c.CGMiner, "CGMiner-only miners"}} {
+	}{{c.Antminer, "Antminers"}, {c.Proto, "Proto rigs"}, {c.CGMiner, "CGMiner-only miners"}, {c.Whatsminer, "Whatsminers"},
+		{c.Braiins, "Braiins OS miners"}} {
 		if k.n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", k.n, k.name))
 		}

@@ -47,6 +47,37 @@ type NodeStatusReport struct {
 	// Admin is the running node's loopback admin endpoint (node_admin.go) and its bearer token; this file is
 	// 0600, so only the node's user can use it.
 	Admin *adminStatus `json:"admin,omitempty"`
+	// Pair is the node's warm-standby pair and lease while it runs (nil: not in a pair).
+	Pair *leasePairStatus `json:"pair,omitempty"`
+}
+
+// leasePairStatus is the pair and lease in status.json and `node status`.
+type leasePairStatus struct {
+	PairID    string    `json:"pair_id"`
+	Pending   bool      `json:"pending,omitempty"`
+	Peer      string    `json:"peer,omitempty"`
+	PeerState string    `json:"peer_state,omitempty"`
+	Gossip    string    `json:"gossip_addr,omitempty"`
+	GossipErr string    `json:"gossip_error,omitempty"`
+	Holder    string    `json:"holder,omitempty"`
+	Epoch     uint64    `json:"epoch"`
+	Mode      string    `json:"mode"`
+	FenceAt   time.Time `json:"writes_until,omitzero"`
+}
+
+func pairJSON(st node.PairStatus) *leasePairStatus {
+	if !st.Paired {
+		return nil
+	}
+	p := &leasePairStatus{PairID: st.PairID, Pending: st.Pending, Peer: st.Peer, PeerState: st.PeerState, Gossip: st.GossipAddr,
+		GossipErr: st.GossipError, Holder: st.Holder, Epoch: st.Lease.Epoch, Mode: st.Lease.Mode.String()}
+	if st.Pending {
+		p.Mode = "fenced"
+	}
+	if st.Lease.Permit.OK {
+		p.FenceAt = st.Lease.Permit.Until.UTC()
+	}
+	return p
 }
 
 // spoolStatus is the spool in status.json and `node status`.
@@ -268,6 +299,9 @@ func writeStatus(n *node.Node, e identity.Enrollment, path string, tail []*pb.Au
 	if gs, err := n.Gate(ctx); err == nil {
 		r.SeqMark, r.Owned = gs.SeqMark, gs.Owned
 	}
+	if ps, err := n.LeaseStatus(ctx); err == nil {
+		r.Pair = pairJSON(ps)
+	}
 	if _, keys, ok := n.TrustedKeys(); ok {
 		r.Keys = keyStatuses(keys)
 	}
@@ -355,6 +389,14 @@ func NodeStatus(dataDir string, out io.Writer, asJSON bool) error {
 		}
 		fmt.Fprintf(out, "state                      running (pid %d; status as of %s)\n", r.PID, r.WrittenAt.Format(time.RFC3339))
 		fmt.Fprintf(out, "cloud link                 %s since %s %s\n", link, r.LinkSince.Format(time.RFC3339), r.LinkError)
+		if p := r.Pair; p != nil {
+			until := ""
+			if !p.FenceAt.IsZero() {
+				until = " until " + p.FenceAt.Format(time.RFC3339Nano)
+			}
+			fmt.Fprintf(out, "pair                       %s, partner %s (%s), holder %q, epoch %d, this node %s%s\n",
+				p.PairID, p.Peer, p.PeerState, p.Holder, p.Epoch, p.Mode, until)
+		}
 		if r.Admin != nil {
 			fmt.Fprintf(out, "admin endpoint             %s (loopback; bearer token in %s)\n", r.Admin.URL, filepath.Join(dataDir, nodeStatusFile))
 		}

@@ -20,8 +20,8 @@ package bootstrap
 // on /readyz ("informational": true, with the error and since when) and alerted on through
 // hashfleet_node_stream_up; liveness (/healthz) says only that the process answers.
 //
-// /status/ha: a node reports its warm-standby pair there. Nodes do not run in pairs yet (node/lease is not
-// wired into node.Node), so every node answers {"pair": null}; a server is never in a pair.
+// /status/ha: a node reports its warm-standby pair there (role active|standby|fenced, the holder, the epoch
+// and, while active, when its writes must stop); a lone node answers {"pair": null}, and so does a server.
 
 import (
 	"context"
@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/hashfleet/hashfleet/node"
+	"github.com/hashfleet/hashfleet/node/lease"
 	"github.com/hashfleet/hashfleet/server"
 	"go.uber.org/fx"
 )
@@ -157,9 +158,36 @@ func nodeChecks(o *observability, n *node.Node) {
 		}
 		return nil
 	})
-	// Not in a warm-standby pair: node/lease is not wired into node.Node yet. When it is, this reports the
-	// lease holder's view (role, epoch, expiry, peer).
-	o.ha = func(context.Context) (*HAStatus, error) { return nil, nil }
+	o.ha = func(ctx context.Context) (*HAStatus, error) {
+		st, err := n.LeaseStatus(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return haStatus(st), nil
+	}
+}
+
+// haStatus is /status/ha's view of a node's pair: nil outside a pair. The role is the lease holder's mode:
+// active while it may write (a cloud lease, or a local hold / local promotion with the WAN down), fenced
+// while it stopped writing as the last holder (lapsed lease, handover, waiting for the cloud to confirm a
+// transfer), standby otherwise, unknown while a restarted member waits for the cloud's pair info.
+func haStatus(st node.PairStatus) *HAStatus {
+	if !st.Paired {
+		return nil
+	}
+	h := &HAStatus{PairID: st.PairID, Self: st.Lease.NodeID, Peer: st.Peer, Active: st.Holder, Epoch: st.Lease.Epoch, Role: "unknown"}
+	if st.Pending {
+		return h
+	}
+	switch st.Lease.Mode {
+	case lease.ModeLease, lease.ModeLocalHold, lease.ModeLocalPromoted:
+		h.Role, h.LeaseExpiry = "active", st.Lease.Permit.Until
+	case lease.ModeFenced, lease.ModeConfirming:
+		h.Role = "fenced"
+	case lease.ModeStandby:
+		h.Role = "standby"
+	}
+	return h
 }
 
 // addr is the metrics server's bound address ("" when it is off or not started).

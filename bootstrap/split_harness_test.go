@@ -18,7 +18,9 @@ import (
 	"github.com/hashfleet/hashfleet/messages/pb"
 	"github.com/hashfleet/hashfleet/messages/signing"
 	"github.com/hashfleet/hashfleet/miners/sim"
+	"github.com/hashfleet/hashfleet/miners/sim/antweb"
 	"github.com/hashfleet/hashfleet/node/identity"
+	"github.com/hashfleet/hashfleet/node/localui"
 	"github.com/hashfleet/hashfleet/node/uplink"
 	"github.com/hashfleet/hashfleet/server/grains"
 	"google.golang.org/grpc"
@@ -38,6 +40,28 @@ type splitSite struct {
 	nodeID  string
 	base    string
 	metrics bool // splitOpts.metrics
+	// localUI: the node serves its local UI on 127.0.0.1:0 (local_degraded_test.go); localUITune adjusts it.
+	localUI     bool
+	localUITune func(*localui.Config)
+	dialOpts    []grpc.DialOption // splitOpts.dialOpts
+	nodeClock   clock.Clock       // splitOpts.nodeClock
+	antweb      *antweb.Fleet     // splitOpts.antweb: the site's Antminers (web CGI + CGMiner API); fleet is their API side
+}
+
+// startSiteFleet starts the CGMiner-only fleet, or with Antminers returns their API side.
+func startSiteFleet(cfg sim.Config, af *antweb.Fleet) (*sim.Fleet, error) {
+	if af != nil {
+		return af.API(), nil
+	}
+	return sim.Start(cfg)
+}
+
+// devices are the site's miners as the node is told about them.
+func (s *splitSite) devices() []*pb.Device {
+	if s.antweb != nil {
+		return s.antweb.Devices()
+	}
+	return s.fleet.Devices()
 }
 
 type splitOpts struct {
@@ -46,6 +70,15 @@ type splitOpts struct {
 	sessionTTL time.Duration
 	mtls       bool // the server requires mTLS (--gateway-mtls)
 	metrics    bool // both serve /metrics on loopback (a free port); the node forwards its process metrics
+	localUI    bool // the node serves its local UI on loopback (a free port)
+	// localUITune adjusts the local UI's config (refresh interval for the browser test).
+	localUITune func(*localui.Config)
+	// dialOpts are added to the node's gateway dial options (a partition to cut the link with).
+	dialOpts []grpc.DialOption
+	// nodeClock is the node's business clock (default real): polls, rules, schedules, ramps, reconnects.
+	nodeClock clock.Clock
+	// antweb: the site's miners are this many simulated Antminers (web CGI and CGMiner API) instead.
+	antweb int
 }
 
 // safeBuffer is an io.Writer tests read while a goroutine writes it.
@@ -73,15 +106,27 @@ func startSplit(t *testing.T, o splitOpts) *splitSite {
 	}
 	cfg := sim.DefaultConfig()
 	cfg.Count, cfg.Seed, cfg.RebootDuration = o.miners, 5, 2*time.Second
-	fleet, err := sim.Start(cfg)
+	var af *antweb.Fleet
+	if o.antweb > 0 {
+		ac := antweb.DefaultConfig()
+		ac.Count, ac.Seed, ac.RebootDuration = o.antweb, 5, time.Second
+		var err error
+		if af, err = antweb.Start(ac); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = af.Close() })
+	}
+	fleet, err := startSiteFleet(cfg, af)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = fleet.Close() })
-	s := &splitSite{t: t, fleet: fleet, nodeDir: t.TempDir()}
+	s := &splitSite{t: t, fleet: fleet, nodeDir: t.TempDir(), antweb: af}
 	s.srvOpts = ServerOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:0", GatewayListen: "127.0.0.1:0", AdminToken: testToken,
 		DebugInject: true, SessionTTL: o.sessionTTL, DrainReconnectAfter: 100 * time.Millisecond, Clock: o.clock, Logger: quietLogger(),
 		GatewayMTLS: o.mtls}
+	s.localUI, s.localUITune, s.dialOpts = o.localUI, o.localUITune, o.dialOpts
+	s.nodeClock = o.nodeClock
 	if s.metrics = o.metrics; o.metrics {
 		m := loopbackConfig()
 		s.srvOpts.Metrics = &m
@@ -176,9 +221,14 @@ func (s *splitSite) enroll() {
 
 func (s *splitSite) startNode() {
 	s.t.Helper()
-	o := NodeRunOptions{DataDir: s.nodeDir, Devices: s.fleet.Devices(), PollInterval: 300 * time.Millisecond,
+	o := NodeRunOptions{DataDir: s.nodeDir, Devices: s.devices(), PollInterval: 300 * time.Millisecond,
 		StatusInterval: 100 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond,
 		Backoff: uplink.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Jitter: 0.2, StableAfter: time.Minute}, Logger: quietLogger()}
+	if s.localUI {
+		o.LocalUI, o.LocalUITune = "127.0.0.1:0", s.localUITune
+	}
+	o.GatewayDialOptions = s.dialOpts
+	o.Clock = s.nodeClock
 	if s.metrics {
 		m := loopbackConfig()
 		o.Metrics, o.ForwardMetrics, o.ForwardMetricsInterval = &m, true, 200*time.Millisecond
@@ -224,7 +274,7 @@ func (s *splitSite) pairAll() {
 			MinerID string `json:"miner_id"`
 		} `json:"devices"`
 	}
-	n := len(s.fleet.Devices())
+	n := len(s.devices())
 	waitFor(s.t, 10*time.Second, "the node's devices pending pairing", func() bool {
 		return s.do("GET", "/api/v1/devices/pending?node="+s.nodeID, nil, &pend) == 200 && len(pend.Devices) == n
 	})

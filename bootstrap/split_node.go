@@ -17,10 +17,15 @@ import (
 
 	"github.com/hashfleet/hashfleet/actors/clock"
 	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/hashfleet/hashfleet/miners"
 	"github.com/hashfleet/hashfleet/node"
+	nodeart "github.com/hashfleet/hashfleet/node/artifacts"
 	"github.com/hashfleet/hashfleet/node/identity"
+	"github.com/hashfleet/hashfleet/node/localui"
 	"github.com/hashfleet/hashfleet/node/store"
+	"github.com/hashfleet/hashfleet/node/telemetry"
 	"github.com/hashfleet/hashfleet/node/uplink"
+	"github.com/hashfleet/hashfleet/node/writelog"
 	"github.com/hashfleet/hashfleet/server/tlsca"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
@@ -188,7 +193,7 @@ func Enroll(ctx context.Context, o EnrollOptions, out io.Writer) (identity.Enrol
 		return identity.Enrollment{}, err
 	}
 	certSaved, certErr := saveClientCert(idDir, resp, caPEM, tlsKey, time.Now())
-	e := identity.Enrollment{NodeID: resp.GetNodeId(), OrgID: resp.GetOrgId(), ServerURL: scheme + "://" + o.Server,
+	e := identity.Enrollment{NodeID: resp.GetNodeId(), OrgID: resp.GetOrgId(), Site: resp.GetSite(), ServerURL: scheme + "://" + o.Server,
 		CAPEM: string(caPEM), APIKey: resp.GetApiKey(), EnrolledAt: time.Now().UTC()}
 	if err := identity.SaveEnrollment(idDir, e); err != nil {
 		return identity.Enrollment{}, err
@@ -323,6 +328,35 @@ type NodeRunOptions struct {
 	// ForwardMetricsInterval (default 30s), shown in GET /api/v1/nodes. Default off.
 	ForwardMetrics         bool
 	ForwardMetricsInterval time.Duration
+	// MinerSourceIP, when set, is the local address the node dials its miners from (node.Drivers.SourceIP).
+	// Default: any.
+	MinerSourceIP string
+	// GatewayDialOptions are added to the gateway connection's options (the chaos simulations' message
+	// fault shim). Default none.
+	GatewayDialOptions []grpc.DialOption
+	// WrapOutbox wraps the node's spool (node.Config.WrapOutbox; the chaos simulations' disk-full fault).
+	// Default nil.
+	WrapOutbox func(telemetry.Outbox) telemetry.Outbox
+	// LocalUI is the local UI's listen address (split_node_local.go; `--local-ui`, whose default is :8443);
+	// "" or "off" serves none.
+	LocalUI string
+	// LocalUITune adjusts the local UI's config before it starts (tests: refresh interval). Default nil.
+	LocalUITune func(*localui.Config)
+	// GossipListen is the "host:port" the warm-standby pair gossip binds when the cloud makes this node a
+	// pair member (`--gossip-listen`). Default "0.0.0.0:7946".
+	GossipListen string
+	// GossipAdvertise is the "host:port" the partner reaches this node's gossip at (`--gossip-advertise`).
+	// Default: the listen address, or the first private IP when listening on all interfaces.
+	GossipAdvertise string
+	// PairTune adjusts the pair configuration (lease and gossip timings, WAN-down policy) before the node
+	// starts. Default nil: node.DefaultPairConfig().
+	PairTune func(*node.PairConfig)
+	// WriteLog records every miner write with its lease epoch (node.Config.WriteLog). Default nil: the
+	// node's miner-writes.jsonl in its store directory.
+	WriteLog writelog.Log
+	// WrapDrivers, when set, wraps the node's driver factory (benchmarks: synthetic miners, timing hooks).
+	// Default nil: the drivers as they are.
+	WrapDrivers func(func(*pb.Device) (miners.Driver, error)) func(*pb.Device) (miners.Driver, error)
 }
 
 // NodeProcess is a running split-mode node.
@@ -331,8 +365,12 @@ type NodeProcess struct {
 	Enrollment identity.Enrollment
 	// AdminURL is the admin endpoint's base URL ("" when off).
 	AdminURL string
-	app      *fx.App
-	obs      *observability
+	// LocalUI is the node's local UI (nil when off).
+	LocalUI *localui.Server
+	// Artifacts moves artifacts over the gateway (firmware in, log bundles out).
+	Artifacts *nodeart.Client
+	app       *fx.App
+	obs       *observability
 }
 
 // Stop stops the node (uplink first, then miners, gate, store).
@@ -379,11 +417,14 @@ func StartNode(ctx context.Context, o NodeRunOptions) (*NodeProcess, error) {
 	if err != nil {
 		return nil, err
 	}
-	dial, err := gatewayDialer(e, o.InsecureLoopback, certOpts...)
+	dial, err := gatewayDialerWith(e, o.InsecureLoopback, o.GatewayDialOptions, certOpts...)
 	if err != nil {
 		return nil, err
 	}
 	p := &NodeProcess{Enrollment: e}
+	if p.Artifacts, err = newNodeArtifacts(o.DataDir, e.NodeID, dial, uplink.ProofOfPossession(e.NodeID, e.APIKey, id.SignChallenge), o.Clock, o.Logger); err != nil {
+		return nil, err
+	}
 	app := fx.New(
 		fxLogger(o.Logger),
 		observe(o.Metrics),
@@ -392,17 +433,31 @@ func StartNode(ctx context.Context, o NodeRunOptions) (*NodeProcess, error) {
 		fx.Populate(&p.obs),
 		fx.Provide(newActorRuntime, func(lc fx.Lifecycle, rt *actorRuntime) (*node.Node, error) {
 			cfg := nodeConfig(o.env(), rt, o.PollInterval, "")
-			cfg.NodeID, cfg.OrgID = e.NodeID, e.OrgID
+			cfg.NodeID, cfg.OrgID, cfg.Site = e.NodeID, e.OrgID, e.Site
 			cfg.DataDir = filepath.Join(o.DataDir, nodeStoreDir)
 			cfg.Candidates = o.Devices
 			cfg.AcceptCloudOwnership = true
 			cfg.Dial = dial
 			cfg.Authorize = uplink.ProofOfPossession(e.NodeID, e.APIKey, id.SignChallenge)
+			cfg.MinerKey, cfg.MinerKeySignature = id.MinerKeyAnnouncement(e.NodeID)
 			drivers, key, err := nodeDrivers(id, e.NodeID, o.env()) // Proto JWTs, sealed logins, pairing
 			if err != nil {
 				return nil, err
 			}
-			cfg.DriverFactory, cfg.Pairer, cfg.CredentialKey = drivers.New, drivers, key
+			drivers.SourceIP = o.MinerSourceIP
+			cfg.WrapOutbox = o.WrapOutbox
+			if o.GossipListen != "" {
+				cfg.Pair.GossipListen = o.GossipListen
+			}
+			cfg.Pair.GossipAdvertise, cfg.WriteLog = o.GossipAdvertise, o.WriteLog
+			if o.PairTune != nil {
+				o.PairTune(&cfg.Pair)
+			}
+			cfg.DriverFactory, cfg.Pairer, cfg.CredentialKey = drivers.NewForCommands, drivers, key
+			cfg.DriverFactory = p.Artifacts.WrapDrivers(cfg.DriverFactory) // firmware images over the gateway
+			if o.WrapDrivers != nil {
+				cfg.DriverFactory = o.WrapDrivers(cfg.DriverFactory)
+			}
 			if o.HeartbeatInterval > 0 {
 				cfg.HeartbeatInterval = o.HeartbeatInterval
 			}
@@ -430,6 +485,9 @@ func StartNode(ctx context.Context, o NodeRunOptions) (*NodeProcess, error) {
 			if admin != nil {
 				p.AdminURL = admin.url
 			}
+			if p.LocalUI, err = serveNodeLocalUI(lc, o, n, e.NodeID, o.Logger); err != nil {
+				return err
+			}
 			writeStatusWhileRunning(lc, n, e, filepath.Join(o.DataDir, nodeStatusFile), o.StatusInterval, o.Logger, admin)
 			return nil
 		}),
@@ -444,6 +502,11 @@ func StartNode(ctx context.Context, o NodeRunOptions) (*NodeProcess, error) {
 // gatewayDialer dials the gateway of an enrollment: TLS 1.3 with only the pinned CA trusted, or plaintext on
 // loopback when explicitly allowed.
 func gatewayDialer(e identity.Enrollment, allowInsecure bool, tlsOpts ...tlsca.ClientOption) (func(context.Context) (*grpc.ClientConn, error), error) {
+	return gatewayDialerWith(e, allowInsecure, nil, tlsOpts...)
+}
+
+// gatewayDialerWith is gatewayDialer with extra dial options appended.
+func gatewayDialerWith(e identity.Enrollment, allowInsecure bool, extra []grpc.DialOption, tlsOpts ...tlsca.ClientOption) (func(context.Context) (*grpc.ClientConn, error), error) {
 	u, err := url.Parse(e.ServerURL)
 	if err != nil {
 		return nil, fmt.Errorf("enrollment server_url %q: %w", e.ServerURL, err)
@@ -465,8 +528,9 @@ func gatewayDialer(e identity.Enrollment, allowInsecure bool, tlsOpts ...tlsca.C
 	}
 	target := u.Host
 	return func(context.Context) (*grpc.ClientConn, error) {
-		return grpc.NewClient(target, grpc.WithTransportCredentials(creds),
-			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second}))
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(creds),
+			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second})}
+		return grpc.NewClient(target, append(opts, extra...)...)
 	}, nil
 }
 
@@ -486,6 +550,7 @@ func RunNode(ctx context.Context, o NodeRunOptions, devicesFile string, out io.W
 	fmt.Fprintf(out, "hashfleet node %s (org %s): %d device(s) offered for pairing; cloud %s\n",
 		p.Enrollment.NodeID, p.Enrollment.OrgID, len(o.Devices), p.Enrollment.ServerURL)
 	fmt.Fprintf(out, "  metrics  %s\n", p.obs.describe())
+	fmt.Fprintf(out, "  local UI %s\n", describeLocalUI(p.LocalUI, o.DataDir))
 	<-ctx.Done()
 	fmt.Fprintln(out, "hashfleet node: stopping")
 	stopCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -30,6 +30,7 @@ const DefaultGatewayListen = "127.0.0.1:7443"
 //	<DataDir>/store   Badger: devices, telemetry, commands, node records, enrollment codes, server secret
 //	<DataDir>/keys    0600: the org's command-issuance keys
 //	<DataDir>/tls     0600: the server's own CA and certificate (nodes pin the CA)
+//	<DataDir>/artifacts  firmware images and log bundles, content-addressed (server/artifacts)
 type ServerOptions struct {
 	// DataDir holds everything the server keeps. "" keeps it in memory (tests only).
 	DataDir string
@@ -62,6 +63,8 @@ type ServerOptions struct {
 	Registry            *prometheus.Registry
 	// Metrics configures the metrics and health server (observability.go); nil: none.
 	Metrics *MetricsConfig
+	// Cluster, when set, also makes this process a member of a multi-member cloud (cluster_member.go).
+	Cluster *ClusterOptions
 }
 
 func (o ServerOptions) withDefaults() ServerOptions {
@@ -161,6 +164,7 @@ func newSplitServer(lc fx.Lifecycle, o ServerOptions, rt *actorRuntime, gca *gat
 	cfg.RequireClientCert = o.GatewayMTLS
 	cfg.DataDir = subdir(o.DataDir, "store")
 	cfg.KeysDir = subdir(o.DataDir, "keys")
+	cfg.ArtifactsDir = subdir(o.DataDir, "artifacts")
 	cfg.AdminToken = o.AdminToken
 	cfg.Combined = false
 	cfg.DebugInject = o.DebugInject
@@ -235,6 +239,9 @@ func newSplitGateway(lc fx.Lifecycle, o ServerOptions, srv *server.Server, gca *
 	}
 	gs := grpc.NewServer(opts...)
 	pb.RegisterGatewayServer(gs, srv.Gateway())
+	if a := srv.Artifacts(); a != nil {
+		pb.RegisterArtifactsServer(gs, a)
+	}
 	serveGateway(lc, lis, gs, srv.Drain)
 	g.addr = lis.Addr().String()
 	return g, nil
@@ -280,10 +287,21 @@ func RunServer(ctx context.Context, o ServerOptions, out io.Writer) error {
 	if o.DebugInject {
 		fmt.Fprintln(out, "  WARNING        --debug-inject: POST /api/v1/nodes/{id}/inject is enabled")
 	}
+	var cm *ClusterMember
+	if o.Cluster != nil {
+		if cm, err = StartClusterMember(ctx, *o.Cluster, token, o.Logger); err != nil {
+			_ = p.Stop(context.Background())
+			return err
+		}
+		cm.Describe(out)
+	}
 	<-ctx.Done()
 	fmt.Fprintln(out, "hashfleet server: stopping (goaway to every node)")
 	stopCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	if cm != nil {
+		cm.Stop(stopCtx)
+	}
 	return p.Stop(stopCtx)
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/hashfleet/hashfleet/bootstrap/browsertest"
+	"github.com/hashfleet/hashfleet/miners/sim"
 )
 
 // A pool URL a miner reports, full of markup: the page must show it as text and create no element from it.
@@ -22,20 +25,35 @@ const (
 	hostilePoolUser = `w<i>orker</i>`
 )
 
-// TestOperatorPageInBrowser uses the embedded operator page in headless Chromium against combined mode and
-// a simulated site over real sockets: sign-in (wrong token, then the right one), the live table, a reboot
-// from a row button through the confirm dialog to the miner and back, and a miner-supplied pool URL shown
-// as text.
-func TestOperatorPageInBrowser(t *testing.T) {
-	const n, poll = 30, 300 * time.Millisecond
+// signIn fills the sign-in form and waits for the navigation to appear.
+func signIn(t *testing.T, ctx context.Context, user, password string) {
+	t.Helper()
+	browsertest.WaitFor(t, ctx, 15*time.Second, "the sign-in form", `!document.getElementById("login").hidden`)
+	browsertest.Eval[chromedp.Void](t, ctx, `document.getElementById("user").value = ""`)
+	browsertest.Do(t, ctx, "sign in as "+user,
+		chromedp.SendKeys(chromedp.ID("user"), user),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Click(chromedp.CSS(`#login-form button[type=submit]`)))
+}
+
+// goTo opens a hash route and waits for its page.
+func goTo(t *testing.T, ctx context.Context, route, page string) {
+	t.Helper()
+	browsertest.Eval[chromedp.Void](t, ctx, fmt.Sprintf(`location.hash = %s`, jsString(route)))
+	browsertest.WaitFor(t, ctx, 15*time.Second, "page "+page, fmt.Sprintf(`document.getElementById("page").dataset.page === %s`, jsString(page)))
+}
+
+// TestOperatorUIInBrowser drives the UI in headless Chromium against combined mode and a simulated site over
+// real sockets: a wrong password, sign-in, the overview's totals and charts, finding a miner by search,
+// its detail page with populated charts, a miner-supplied pool URL shown as text, a bulk stop of 50 miners
+// with its progress view while their rows turn stopped, and a viewer whom the UI and the API both refuse.
+func TestOperatorUIInBrowser(t *testing.T) {
+	const n, poll = 60, 300 * time.Millisecond
 	s := startSite(t, n, poll, nil)
-	// sim-11 reports a hostile pool URL: added and made active on the miner itself, as someone with access
-	// to it could, not through hashfleet.
 	evil := s.fleet.Miner("sim-11")
-	added := len(evil.Snapshot().Pools) // the new pool's number
+	added := len(evil.Snapshot().Pools)
 	cgminerWrite(t, evil.Addr(), "addpool", strings.Join([]string{hostilePoolURL, hostilePoolUser, "x"}, ","))
 	cgminerWrite(t, evil.Addr(), "switchpool", strconv.Itoa(added))
-	// The site is up before the browser comes in, so the sign-in timing below is the page's, not start-up's.
 	waitFor(t, 20*time.Second, "all miners mining in the API", func() bool {
 		ms := s.miners()
 		if len(ms) != n {
@@ -48,144 +66,169 @@ func TestOperatorPageInBrowser(t *testing.T) {
 		}
 		return true
 	})
+	if st := s.do("POST", "/api/v1/users", map[string]string{"name": "vera", "password": "vera-password-123", "role": "viewer"}, nil); st != 201 {
+		t.Fatalf("create viewer: HTTP %d", st)
+	}
 
-	ctx := browsertest.Start(t) // after startSite: the browser is closed before the site stops
+	ctx := browsertest.Start(t)
 	dialogs := browsertest.AcceptDialogs(t, ctx)
+	browsertest.Do(t, ctx, "open the UI", chromedp.Navigate(s.base+"/"))
 
-	browsertest.Do(t, ctx, "open the operator page", chromedp.Navigate(s.base+"/"))
-	browsertest.WaitFor(t, ctx, 15*time.Second, "the sign-in form",
-		`!document.getElementById("login").hidden && document.getElementById("fleet").hidden`)
-
-	// A wrong token: an error, no table, nothing kept in sessionStorage.
-	browsertest.Do(t, ctx, "sign in with a wrong token",
-		chromedp.SendKeys(chromedp.ID("token"), "not-the-token"),
-		chromedp.Click(chromedp.CSS(`#login-form button[type=submit]`)))
-	browsertest.WaitFor(t, ctx, 15*time.Second, "the wrong-token error",
-		`document.getElementById("login-error").textContent === "Wrong token."`)
-	if v := browsertest.Eval[bool](t, ctx, `document.getElementById("fleet").hidden && document.getElementById("token").value === "" &&
-		sessionStorage.getItem("hashfleet.token") === null`); !v {
-		t.Fatal("after a wrong token the table is shown, the field keeps the token or sessionStorage holds it")
+	signIn(t, ctx, "admin", "wrong-password")
+	browsertest.WaitFor(t, ctx, 15*time.Second, "the wrong-password error",
+		`document.getElementById("login-error").textContent === "Wrong user name or password."`)
+	if v := browsertest.Eval[bool](t, ctx, `document.getElementById("nav").hidden && document.getElementById("password").value === "" &&
+		sessionStorage.length === 0 && localStorage.length === 0`); !v {
+		t.Fatal("after a wrong password the UI is shown, the field keeps the password or something is stored")
 	}
+	signIn(t, ctx, "admin", testToken)
+	browsertest.WaitFor(t, ctx, 20*time.Second, "the overview with live totals",
+		`document.querySelector('#totals [data-total="miners"] .big')?.textContent === "60"`)
+	if v := browsertest.Eval[bool](t, ctx, `!document.cookie.includes("hashfleet_session") && !document.body.innerText.includes(`+jsString(testToken)+`)`); !v {
+		t.Fatal("the session cookie is readable from script, or the token is in the page")
+	}
+	browsertest.WaitFor(t, ctx, 30*time.Second, "the fleet hashrate chart to have points",
+		`Number(document.querySelector('#fleet-charts figure[data-metric="hashrate"] svg')?.dataset.points) > 0`)
+	browsertest.Screenshot(t, ctx, "overview")
 
-	// The right token. The page notes when the form is submitted and when the first row is in the table,
-	// and the states sim-4's row shows over time (every re-render), so no state is missed between polls.
-	browsertest.Eval[chromedp.Void](t, ctx, `(() => {
-		const hf = window.__hf = {submitAt: 0, firstRowsAt: 0, sim4: []};
-		document.addEventListener("submit", () => { hf.submitAt = performance.now(); }, true);
-		new MutationObserver(() => {
-			const rows = document.querySelectorAll("#rows tr[data-miner]");
-			if (rows.length && !hf.firstRowsAt) hf.firstRowsAt = performance.now();
-			const st = document.querySelector('#rows tr[data-miner="sim-4"] span.state');
-			if (st && hf.sim4[hf.sim4.length - 1] !== st.textContent) hf.sim4.push(st.textContent);
-		}).observe(document.getElementById("rows"), {childList: true});
-	})()`)
-	browsertest.Do(t, ctx, "type the admin token", chromedp.SendKeys(chromedp.ID("token"), testToken))
-	signIn := time.Now()
-	browsertest.Do(t, ctx, "sign in", chromedp.Click(chromedp.CSS(`#login-form button[type=submit]`)))
-	browsertest.WaitFor(t, ctx, 20*time.Second, "the first table render", `window.__hf.firstRowsAt > 0`)
-	wall := time.Since(signIn)
-	inPage := browsertest.Eval[float64](t, ctx, `window.__hf.firstRowsAt - window.__hf.submitAt`)
-	t.Logf("first table render after sign-in: %.0f ms in the page (form submit → first rows in the table), "+
-		"%s seen from the test (click → rows, with the CDP round trips)", inPage, wall.Round(time.Millisecond))
-
-	allMining := fmt.Sprintf(`(() => {
+	// Find a miner by search, open it, see its charts populated.
+	goTo(t, ctx, "#/miners", "miners")
+	browsertest.WaitFor(t, ctx, 15*time.Second, "the first page", `document.querySelectorAll("#rows tr[data-miner]").length === 60`)
+	browsertest.Do(t, ctx, "search sim-17", chromedp.SendKeys(chromedp.ID("search"), "sim-17"))
+	browsertest.WaitFor(t, ctx, 15*time.Second, "one row for sim-17", `(() => {
 		const rows = [...document.querySelectorAll("#rows tr[data-miner]")];
-		return rows.length === %d && rows.every((r) => r.querySelector("span.state")?.textContent === "mining");
-	})()`, n)
-	browsertest.WaitFor(t, ctx, 30*time.Second, fmt.Sprintf("%d rows, all mining", n), allMining)
-	t.Logf("all %d rows mining %s after sign-in", n, time.Since(signIn).Round(time.Millisecond))
-	if v := browsertest.Eval[bool](t, ctx, `sessionStorage.getItem("hashfleet.token") !== null &&
-		document.getElementById("login").hidden && !document.getElementById("logout").hidden &&
-		/\b30\b miners/.test(document.getElementById("summary").textContent)`); !v {
-		t.Fatalf("signed-in page: token not kept, sign-in still shown or summary %q lacks 30 miners",
-			browsertest.Eval[string](t, ctx, `document.getElementById("summary").textContent`))
+		return rows.length === 1 && rows[0].dataset.miner === "sim-17";
+	})()`)
+	t.Logf("search applied in %.0f ms in the page (input → rows, 120 ms debounce included)", browsertest.Eval[float64](t, ctx, `window.__hf.lastFilterMs`))
+	browsertest.Screenshot(t, ctx, "search")
+	browsertest.Do(t, ctx, "open sim-17", chromedp.Click(chromedp.CSS(`#rows tr[data-miner="sim-17"] a`)))
+	browsertest.WaitFor(t, ctx, 15*time.Second, "sim-17's detail", `document.getElementById("miner-id")?.textContent === "sim-17"`)
+	browsertest.Eval[chromedp.Void](t, ctx, `document.querySelector('button[data-range="15m"]').click()`)
+	for _, m := range []string{"hashrate", "temp", "power", "fans"} {
+		browsertest.WaitFor(t, ctx, 30*time.Second, "sim-17's "+m+" chart to have a line of at least 2 points",
+			fmt.Sprintf(`Number(document.querySelector('#miner-charts figure[data-metric=%q] svg')?.dataset.points) >= 2`, m))
 	}
+	browsertest.WaitFor(t, ctx, 10*time.Second, "live values and pools", `document.querySelectorAll("#pools tbody tr").length > 0 &&
+		document.querySelector("#live .state")?.textContent === "mining"`)
+	browsertest.Screenshot(t, ctx, "miner-detail")
 
-	// The hostile pool URL is text: the cell and its tooltip read it verbatim and no element came of it.
+	// The hostile pool URL is text in the table.
+	goTo(t, ctx, "#/miners?q=sim-11", "miners")
 	poolCell := `document.querySelector('#rows tr[data-miner="sim-11"] td.pool')`
-	browsertest.WaitFor(t, ctx, 20*time.Second, "sim-11's pool cell to show the miner's pool URL",
-		fmt.Sprintf(`%s?.textContent === %s`, poolCell, jsString(hostilePoolURL)))
-	if got := browsertest.Eval[string](t, ctx, poolCell+`.getAttribute("title")`); got != hostilePoolURL+" ("+hostilePoolUser+")" {
-		t.Errorf("sim-11 pool tooltip %q, want %q", got, hostilePoolURL+" ("+hostilePoolUser+")")
+	browsertest.WaitFor(t, ctx, 15*time.Second, "sim-11's pool cell", fmt.Sprintf(`%s?.textContent === %s`, poolCell, jsString(hostilePoolURL)))
+	if v := browsertest.Eval[bool](t, ctx, `document.images.length === 0 && document.body.dataset.pwned === undefined &&
+		document.querySelectorAll("#rows b, #rows i, #rows img").length === 0`); !v {
+		t.Error("markup from a miner's pool URL became elements")
 	}
-	if odd := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll("#rows *")]
-		.map((e) => e.tagName).filter((t) => !["TR", "TD", "SPAN", "BUTTON"].includes(t))`); len(odd) != 0 {
-		t.Errorf("the table holds elements it never creates: %v (markup from a miner was parsed)", odd)
-	}
-	if v := browsertest.Eval[bool](t, ctx, `document.images.length === 0 && document.body.dataset.pwned === undefined`); !v {
-		t.Error("an <img> from the pool URL is in the page, or its onerror ran")
-	}
-	browsertest.Screenshot(t, ctx, "after-login")
 
-	// Reboot sim-4 from its row: confirm dialog, rebooting, back to mining, the command succeeded.
-	rebootButton := chromedp.CSS(`#rows tr[data-miner="sim-4"] button[data-action="reboot"]`)
-	clickUntilDialog(t, ctx, dialogs, rebootButton, "reboot sim-4?")
-	// Each wait shows sim-4's row, the states it went through and the command notes if it times out.
-	waitSim4 := func(timeout time.Duration, what, expr string) {
-		t.Helper()
-		if err := browsertest.Poll(ctx, timeout, expr); err != nil {
-			t.Fatalf("timed out after %s waiting for %s: %v\nrow: %s\nstates seen: %v\ncommand notes: %q", timeout, what, err,
-				browsertest.Eval[string](t, ctx, `document.querySelector('#rows tr[data-miner="sim-4"]')?.outerHTML ?? "none"`),
-				browsertest.Eval[[]string](t, ctx, `window.__hf.sim4`),
-				browsertest.Eval[string](t, ctx, `document.getElementById("commands").innerText`))
+	// Bulk stop of 50 miners: a page of 50, select the page, stop, watch the progress and the rows.
+	goTo(t, ctx, "#/miners", "miners")
+	browsertest.WaitFor(t, ctx, 15*time.Second, "60 rows", `document.querySelectorAll("#rows tr[data-miner]").length === 60`)
+	browsertest.Eval[chromedp.Void](t, ctx, `(() => { const s = document.getElementById("page-size"); s.value = "50"; s.dispatchEvent(new Event("change")); })()`)
+	browsertest.WaitFor(t, ctx, 15*time.Second, "a page of 50", `document.querySelectorAll("#rows tr[data-miner]").length === 50`)
+	picked := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll("#rows tr[data-miner]")].map((r) => r.dataset.miner)`)
+	browsertest.Eval[chromedp.Void](t, ctx, `document.getElementById("select-page").click()`)
+	browsertest.WaitFor(t, ctx, 5*time.Second, "50 selected", `document.getElementById("selected-count").textContent === "50 selected"`)
+	issued := time.Now()
+	browsertest.Eval[chromedp.Void](t, ctx, `document.querySelector('#bulk button[data-bulk="stop"]').click()`)
+	select {
+	case msg := <-dialogs:
+		if msg != "stop 50 miners?" {
+			t.Fatalf("dialog %q", msg)
 		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the bulk stop opened no confirmation")
 	}
-	waitSim4(20*time.Second, "sim-4's row to show rebooting", `window.__hf.sim4.includes("rebooting")`)
-	waitSim4(40*time.Second, "sim-4's row back to mining after rebooting",
-		`window.__hf.sim4.lastIndexOf("mining") > window.__hf.sim4.indexOf("rebooting")`)
-	waitSim4(30*time.Second, "sim-4's last command to read succeeded",
-		`document.querySelector('#rows tr[data-miner="sim-4"] td.cmd.succeeded')?.textContent.startsWith("reboot: succeeded")`)
-	waitSim4(10*time.Second, "the command note",
-		`[...document.querySelectorAll("#commands div")].some((d) => d.textContent.includes("reboot sim-4: succeeded"))`)
-	t.Logf("sim-4 states seen in its row: %v", browsertest.Eval[[]string](t, ctx, `window.__hf.sim4`))
-	browsertest.Screenshot(t, ctx, "after-reboot")
-
-	// Exactly one restart reached sim-4; nothing else was written to any miner but sim-11's own pool changes.
-	if w := s.fleet.Miner("sim-4").WriteLog(); len(w) != 1 || w[0].Command != "restart" || !w[0].Accepted {
-		t.Errorf("sim-4 write log %+v, want exactly one accepted restart", w)
-	}
+	browsertest.WaitFor(t, ctx, 15*time.Second, "the progress view", `document.querySelector("#progress .progress") !== null`)
+	browsertest.Screenshot(t, ctx, "bulk-progress")
+	browsertest.WaitFor(t, ctx, 60*time.Second, "the bulk stop to succeed", `document.querySelector("#progress .progress")?.dataset.status === "succeeded"`)
+	t.Logf("bulk stop of 50: succeeded %s after the click; progress: %q", time.Since(issued).Round(time.Millisecond),
+		browsertest.Eval[string](t, ctx, `document.querySelector("#progress .progress").innerText`))
+	pickedJS, _ := json.Marshal(picked)
+	browsertest.WaitFor(t, ctx, 30*time.Second, "the 50 rows to show stopped", fmt.Sprintf(`(() => {
+		const want = new Set(%s);
+		const rows = [...document.querySelectorAll("#rows tr[data-miner]")].filter((r) => want.has(r.dataset.miner));
+		return rows.length === 50 && rows.every((r) => r.querySelector("span.state")?.textContent === "stopped");
+	})()`, pickedJS))
+	browsertest.Screenshot(t, ctx, "bulk-stopped")
+	// The stopped miner's page lists the stop in its command history (the node's gate audit).
+	goTo(t, ctx, "#/miner/"+picked[0], "miner")
+	browsertest.WaitFor(t, ctx, 20*time.Second, picked[0]+"'s command history", `[...document.querySelectorAll("#command-history tbody tr")]
+		.some((r) => r.innerText.includes("user:admin"))`)
 	for _, m := range s.fleet.Miners() {
-		switch w := m.WriteLog(); m.ID() {
-		case "sim-4":
-		case "sim-11":
-			if len(w) != 2 || w[0].Command != "addpool" || w[1].Command != "switchpool" {
-				t.Errorf("sim-11 write log %+v, want only the test's addpool and switchpool", w)
-			}
-		default:
-			if len(w) != 0 {
-				t.Errorf("%s got writes %+v; only sim-4 was commanded", m.ID(), w)
+		stops := 0
+		for _, w := range m.WriteLog() {
+			if w.Accepted && w.Command != "addpool" && w.Command != "switchpool" {
+				stops++
 			}
 		}
+		if want := slices.Contains(picked, m.ID()); (stops == 1) != want {
+			t.Errorf("%s: %d writes, picked %v", m.ID(), stops, want)
+		}
+	}
+
+	// Every other page renders (what combined mode serves; the rest says it is not served).
+	for _, pg := range []struct{ route, page, marker string }{
+		{"#/nodes", "nodes", "#nodes-table tbody tr"}, {"#/pairs", "pairs", "#pairs"}, {"#/conflicts", "conflicts", "#conflicts"},
+		{"#/discovery", "discovery", "#scans"}, {"#/curtail", "curtail", "#curtail"}, {"#/audit", "audit", "#audit-node"},
+		{"#/admin", "admin", "#users tbody tr"},
+	} {
+		goTo(t, ctx, pg.route, pg.page)
+		browsertest.WaitFor(t, ctx, 10*time.Second, pg.page+" content", fmt.Sprintf(`document.querySelector(%s) !== null`, jsString(pg.marker)))
+	}
+	// An API key: shown once at creation, never in the list.
+	browsertest.Do(t, ctx, "create an API key",
+		chromedp.SendKeys(chromedp.ID("key-name"), "grafana"),
+		chromedp.Click(chromedp.CSS(`#key-form button[type=submit]`)))
+	browsertest.WaitFor(t, ctx, 10*time.Second, "the new key", `/^hfk_[0-9a-f]+_/.test(document.querySelector("#new-key code")?.textContent ?? "")`)
+	key := browsertest.Eval[string](t, ctx, `document.querySelector("#new-key code").textContent`)
+	browsertest.WaitFor(t, ctx, 10*time.Second, "the key listed", `document.querySelectorAll("#api-keys tbody tr").length === 1`)
+	if secret := key[strings.LastIndex(key, "_")+1:]; browsertest.Eval[bool](t, ctx, fmt.Sprintf(`document.getElementById("api-keys").innerText.includes(%s)`, jsString(secret))) {
+		t.Error("the key's secret is in the key list")
+	}
+	var page struct {
+		Total int `json:"total"`
+	}
+	if st := s.doAs(key, "GET", "/api/v1/miners?limit=1", &page); st != 200 || page.Total != n {
+		t.Fatalf("the new viewer key: HTTP %d, %d miners", st, page.Total)
+	}
+	if st := s.doAs(key, "POST", "/api/v1/commands", nil); st != 403 {
+		t.Fatalf("the viewer key's command: HTTP %d, want 403", st)
+	}
+	browsertest.Screenshot(t, ctx, "admin")
+
+	// A viewer: no bulk bar, no actions; the API refuses a command sent from the page with the session.
+	browsertest.Eval[chromedp.Void](t, ctx, `document.getElementById("logout").click()`)
+	signIn(t, ctx, "vera", "vera-password-123")
+	browsertest.WaitFor(t, ctx, 15*time.Second, "the viewer signed in", `document.body.dataset.role === "viewer"`)
+	goTo(t, ctx, "#/miners", "miners")
+	browsertest.WaitFor(t, ctx, 15*time.Second, "rows for the viewer", `document.querySelectorAll("#rows tr[data-miner]").length > 0`)
+	if v := browsertest.Eval[bool](t, ctx, `getComputedStyle(document.getElementById("bulk")).display === "none" &&
+		document.querySelector('#bulk button[data-bulk]') === null &&
+		getComputedStyle(document.querySelector('#nav a[data-page="admin"]')).display === "none"`); !v {
+		t.Error("the viewer sees bulk actions or the admin page")
+	}
+	goTo(t, ctx, "#/miner/sim-3", "miner")
+	browsertest.WaitFor(t, ctx, 15*time.Second, "sim-3 for the viewer", `document.getElementById("miner-id")?.textContent === "sim-3"`)
+	if v := browsertest.Eval[bool](t, ctx, `document.getElementById("actions").hidden && document.querySelector("#actions button") === null`); !v {
+		t.Error("the viewer sees miner actions")
+	}
+	browsertest.Screenshot(t, ctx, "viewer")
+	browsertest.Eval[chromedp.Void](t, ctx, `(async () => {
+		const s = await (await fetch("/api/v1/session")).json();
+		const r = await fetch("/api/v1/commands", {method: "POST", headers: {"Content-Type": "application/json", "X-CSRF-Token": s.csrf_token},
+			body: JSON.stringify({action: "reboot", miner_ids: ["sim-3"]})});
+		window.__hf.viewerPost = r.status;
+	})()`)
+	browsertest.WaitFor(t, ctx, 10*time.Second, "the viewer's command reply", `window.__hf.viewerPost > 0`)
+	if status := browsertest.Eval[float64](t, ctx, `window.__hf.viewerPost`); status != 403 {
+		t.Fatalf("a viewer's command from the page: HTTP %v, want 403", status)
+	}
+	if w := s.fleet.Miner("sim-3").WriteLog(); slices.ContainsFunc(w, func(e sim.Write) bool { return e.Command == "restart" }) {
+		t.Fatal("the viewer's reboot reached sim-3")
 	}
 	if ex := browsertest.Exceptions(t, ctx); len(ex) != 0 {
 		t.Errorf("uncaught exceptions in the page: %v", ex)
-	}
-}
-
-// clickUntilDialog clicks sel until the page opens a dialog, and checks its message. The table is
-// re-rendered every 2 s, so a click can land on a row being replaced; a click that opened no dialog sent
-// no command, so trying again cannot send a second one.
-func clickUntilDialog(t *testing.T, ctx context.Context, dialogs <-chan string, sel chromedp.CSS, want string) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for attempt := 1; ; attempt++ {
-		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		err := chromedp.Do(cctx, chromedp.Click(sel))
-		cancel()
-		wait := time.NewTimer(5 * time.Second)
-		select {
-		case msg := <-dialogs:
-			wait.Stop()
-			if msg != want {
-				t.Fatalf("dialog %q, want %q", msg, want)
-			}
-			return
-		case <-wait.C:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("clicking %s opened no dialog after %d attempts (last error: %v)", sel, attempt, err)
-		}
-		t.Logf("click %d on %s opened no dialog (error: %v); trying again", attempt, sel, err)
 	}
 }
 
@@ -224,4 +267,25 @@ func cgminerWrite(t *testing.T, addr, command, param string) {
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// doAs calls the API with bearer (an API key), decoding a 2xx JSON reply into out.
+func (s *site) doAs(bearer, method, path string, out any) int {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.base+path, nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			s.t.Fatalf("%s %s: %v", method, path, err)
+		}
+	}
+	return resp.StatusCode
 }

@@ -13,6 +13,9 @@ import (
 
 // runBench is `hashfleet bench SUITE... [flags]`: suite names may come before or after the flags.
 func runBench(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "serve-cloud" { // the fanout and ingest suites' cloud process
+		return bench.ServeCloud(ctx, args[1:], os.Stdout)
+	}
 	fs := newFlags("bench", "Fleet-scale benchmark suites against the simulators over real loopback sockets.")
 	var o bench.Options
 	o.RegisterFlags(fs)

@@ -36,6 +36,9 @@ subcommands:
                --power-w W, --idempotency-key K, --no-wait
              exits 1 unless every miner succeeded
   keys       the org's command-issuance keys: keys list | keys rotate [--overlap D] | keys revoke KEY_ID
+  nodes      nodes revoke NODE_ID (cut it off, its credentials revocation-pending) |
+             nodes credentials [--state revocation-pending|transfer-pending]
+  devices    devices transfer DEVICE_ID --to NODE_ID (the old node re-seals its credentials to the new one)
   discover   scan a node's LAN and follow its progress: --node N --targets CIDR|IP|A-B[,…] [--protocols p,…]
 
 common flags (before or after the subcommand's own):`
@@ -60,8 +63,12 @@ func runCtl(ctx context.Context, args []string) error {
 		return ctlDiscover(ctx, rest)
 	case "keys":
 		return ctlKeys(ctx, rest)
+	case "nodes":
+		return ctlNodes(ctx, rest)
+	case "devices":
+		return ctlDevices(ctx, rest)
 	}
-	return fmt.Errorf("unknown ctl subcommand %q: want miners, command, discover or keys", sub)
+	return fmt.Errorf("unknown ctl subcommand %q: want miners, command, discover, keys, nodes or devices", sub)
 }
 
 type ctlCommon struct {

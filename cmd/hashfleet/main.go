@@ -25,9 +25,11 @@ var commands = map[string]command{
 	"minersim": {"serve a fleet of simulated miners on loopback", runMinerSim},
 	"server":   {"the cloud server of split mode: API/UI and the TLS gateway nodes dial", runServer},
 	"node":     {"a fleet node of split mode: enroll, run, status", runNode},
-	"bench":    {"fleet-scale benchmark suites (poll, baseline) against simulated miners", runBench},
+	"bench":    {"fleet-scale benchmark suites (poll, baseline, fanout, ingest, spool, failover) against simulated miners", runBench},
+	"sim":      {"chaos simulations: seeded faults, invariant oracles, JSON report and SVG timeline", runSim},
 	"ctl":      {"operator CLI over the API: miners, bulk commands and discovery with progress", runCtl},
 	"store":    {"read-only look at a node's or server's Badger store (store inspect)", runStore},
+	"release":  {"signed node releases: keygen, sign, verify (ed25519)", runRelease},
 }
 
 func main() {

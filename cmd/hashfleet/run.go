@@ -29,7 +29,7 @@ func runDemo(ctx context.Context, args []string) error {
 	fs.StringVar(&o.AdminToken, "admin-token", "", "API bearer token (default: $"+bootstrap.AdminTokenEnv+", else generated and printed)")
 	fs.DurationVar(&o.PollInterval, "poll-interval", 0, "poll interval per miner (default 5s)")
 	fs.Int64Var(&o.Seed, "seed", 1, "seed of the simulated miners")
-	fs.StringVar(&o.Mix, "mix", "", "a mixed site, e.g. antminer=70,proto=30 (kinds antminer, proto, cgminer; percentages of --miners); default: CGMiner API only")
+	fs.StringVar(&o.Mix, "mix", "", "a mixed site, e.g. antminer=70,proto=30 (kinds antminer, proto, cgminer, whatsminer, braiins; percentages of --miners); default: CGMiner API only")
 	fs.BoolVar(&o.ForwardMetrics, "forward-metrics", false, "forward the node's process metrics to the cloud over the events stream (shown in GET /api/v1/nodes)")
 	metrics := bootstrap.MetricsFlags(fs, bootstrap.DefaultMetricsListen)
 	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn, error")

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/hashfleet/hashfleet/bootstrap"
+	"github.com/hashfleet/hashfleet/node/localui"
 	"github.com/hashfleet/hashfleet/node/uplink"
 )
 
@@ -25,10 +26,23 @@ func runServer(ctx context.Context, args []string) error {
 	fs.BoolVar(&o.DebugInject, "debug-inject", false, "enable POST /api/v1/nodes/{id}/inject (raw commands on a node's stream; demos and tests only)")
 	fs.StringVar(&o.DebugIngestLog, "debug-ingest-log", "", "append every batch received and ack sent to this file as JSON lines (tests only)")
 	fs.DurationVar(&o.SessionTTL, "session-ttl", 0, "lifetime of a node session token (default 1h)")
+	clusterEtcd := fs.String("cluster-etcd", "", "join a multi-member cloud through etcd: etcd://host:port[,host:port] (needs --postgres; see docs/CLUSTER.md)")
+	postgres := fs.String("postgres", "", "the members' shared store, postgres://user@host:port/db (with --cluster-etcd)")
+	var co bootstrap.ClusterOptions
+	fs.StringVar(&co.Listen, "cluster-listen", "", "this member's cluster remoting host:port (default 127.0.0.1:7600)")
+	fs.StringVar(&co.HTTPListen, "cluster-http", "", "address of the /cluster/v1 endpoints (default 127.0.0.1:7601)")
+	fs.StringVar(&co.GatewayListen, "cluster-gateway-listen", "", "loopback address of the cluster gateway, or \"off\" (default 127.0.0.1:7602)")
 	metrics := bootstrap.MetricsFlags(fs, bootstrap.DefaultMetricsListen)
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	switch {
+	case *clusterEtcd != "":
+		co.EtcdEndpoints, co.PostgresDSN = bootstrap.ParseEtcdEndpoints(*clusterEtcd), *postgres
+		o.Cluster = &co
+	case *postgres != "":
+		return errors.New("--postgres is the shared store of a cluster: give --cluster-etcd too")
 	}
 	o.Metrics = metrics()
 	if *hosts != "" {
@@ -43,17 +57,20 @@ func runServer(ctx context.Context, args []string) error {
 }
 
 var nodeCommands = map[string]command{
-	"enroll":  {"make the node's keys and enroll with a one-time code; waits for the operator to confirm", runNodeEnroll},
-	"run":     {"run an enrolled node", runNodeRun},
-	"status":  {"show enrollment, key fingerprints, the seq high-water mark and the spool (read-only)", runNodeStatus},
-	"backup":  {"write the node's keys, enrollment and seq high-water mark to one archive", runNodeBackup},
-	"restore": {"restore a backup into an empty data directory", runNodeRestore},
+	"enroll":          {"make the node's keys and enroll with a one-time code; waits for the operator to confirm", runNodeEnroll},
+	"run":             {"run an enrolled node", runNodeRun},
+	"status":          {"show enrollment, key fingerprints, the seq high-water mark and the spool (read-only)", runNodeStatus},
+	"backup":          {"write the node's keys, enrollment and seq high-water mark to one archive", runNodeBackup},
+	"restore":         {"restore a backup into an empty data directory", runNodeRestore},
+	"set-local-admin": {"set the local UI's local-admin credential (argon2id, 0600 file)", runNodeSetLocalAdmin},
+	"rotate-signing-key": {"new miner-signing key: re-pair every Proto rig to it, then retire the old one (node stopped)",
+		runNodeRotateSigningKey},
 }
 
 func runNode(ctx context.Context, args []string) error {
 	if len(args) == 0 || nodeCommands[args[0]].run == nil {
-		fmt.Fprintln(os.Stderr, "usage: hashfleet node enroll|run|status|backup|restore [flags]")
-		for _, n := range []string{"enroll", "run", "status", "backup", "restore"} {
+		fmt.Fprintln(os.Stderr, "usage: hashfleet node enroll|run|status|backup|restore|set-local-admin|rotate-signing-key [flags]")
+		for _, n := range []string{"enroll", "run", "status", "backup", "restore", "set-local-admin", "rotate-signing-key"} {
 			fmt.Fprintf(os.Stderr, "  %-8s %s\n", n, nodeCommands[n].summary)
 		}
 		return flag.ErrHelp
@@ -94,10 +111,13 @@ func runNodeRun(ctx context.Context, args []string) error {
 	fs.BoolVar(&o.InsecureLoopback, "insecure-loopback", false, "allow a plaintext gateway (enrolled with --insecure-loopback; loopback only)")
 	fs.DurationVar(&o.PollInterval, "poll-interval", 0, "poll interval per miner (default 5s)")
 	fs.IntVar(&o.ReplayRate, "replay-rate", 0, "most samples or events sent per second per stream, spool replay included (default 20000)")
+	fs.StringVar(&o.LocalUI, "local-ui", localui.DefaultAddr, "address of the local HTTPS UI staff on site use while the cloud is down (\"off\" disables it; see set-local-admin)")
 	fs.StringVar(&o.AdminListen, "admin-listen", bootstrap.DefaultNodeAdminListen, "loopback address of the read-only admin endpoint (named in status.json; \"off\" disables it)")
 	fs.DurationVar(&o.StatusInterval, "status-interval", 0, "how often status.json is written (default 2s)")
 	backoffMax := fs.Duration("backoff-max", 0, "longest wait between attempts to reach the cloud (default 30s)")
 	fs.BoolVar(&o.ForwardMetrics, "forward-metrics", false, "forward this node's process metrics to the cloud over the events stream (shown in GET /api/v1/nodes)")
+	fs.StringVar(&o.GossipListen, "gossip-listen", "0.0.0.0:7946", "host:port (UDP and TCP) of the warm-standby pair gossip, used once the cloud makes this node a pair member")
+	fs.StringVar(&o.GossipAdvertise, "gossip-advertise", "", "host:port the pair partner reaches this node's gossip at (default: the listen address, or the first private IP)")
 	metrics := bootstrap.MetricsFlags(fs, bootstrap.DefaultNodeMetricsListen)
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {

@@ -41,7 +41,9 @@ func TestAnnounceMinerKey(t *testing.T) {
 	}
 	original := minerKey()
 	newPub, _, _ := ed25519.GenerateKey(rand.Reader)
-	sign := func(priv ed25519.PrivateKey, key []byte) []byte { return ed25519.Sign(priv, signing.MinerKeyBytes(id, key)) }
+	sign := func(priv ed25519.PrivateKey, key []byte) []byte {
+		return ed25519.Sign(priv, signing.MinerKeyBytes(id, key))
+	}
 	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
 	idPub := k.id.Public().(ed25519.PublicKey)
 

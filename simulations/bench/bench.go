@@ -23,7 +23,7 @@ type Suite interface {
 
 // Suites returns every suite, in the order `hashfleet bench` lists them.
 func Suites() []Suite {
-	return []Suite{PollSuite{}, BaselineSuite{}}
+	return []Suite{PollSuite{}, BaselineSuite{}, FanoutSuite{}, IngestSuite{}, SpoolSuite{}, FailoverSuite{}}
 }
 
 // Lookup returns the suites with these names, in the order given; an error wrapping ErrUnknownSuite names the

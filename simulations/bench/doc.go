@@ -1,7 +1,8 @@
 // Package bench measures hashfleet at fleet scale, against the project's simulators over real loopback
 // sockets, and reports figures a reader can reproduce. `hashfleet bench SUITE… [--json FILE]` calls Run; the
-// Go benchmarks of this package (BenchmarkPoll1k, BenchmarkBaselineNaive1k, BenchmarkBareLoop1k) run the
-// same code at a size that finishes in well under a minute.
+// Go benchmarks of this package (BenchmarkPoll1k, BenchmarkBaselineNaive1k, BenchmarkBareLoop1k,
+// BenchmarkFanout, BenchmarkIngest, BenchmarkSpool, BenchmarkFailover) run the same code at a size that
+// finishes in about a minute or less.
 //
 //	Run(names) ─▶ Suite.Run ─▶ Result{params, metrics} ─▶ table on out, JSON file
 //	                 │
@@ -20,8 +21,10 @@
 // plus what was owed and then paid late, late_polls the polls that came late, polls_due = polls_completed +
 // lag_polls.
 //
-// Suites: poll and baseline. A new suite (fanout, ingest, failover, spool) is one file with a type that
-// implements Suite, and one line in Suites; startSite and measure are there to reuse.
+// Suites: poll and baseline (above); fanout, ingest and failover, which run the real split-mode cloud server
+// in a process of its own (ServeCloud, started like the simulators) and enroll real split-mode nodes with it
+// over its TLS gateway (cloudnode.go); spool, which drives node/spool on a real Badger directory. A new suite
+// is one file with a type that implements Suite, and one line in Suites.
 //
 // CPU figures are getrusage(RUSAGE_SELF) of this process. With the simulators out of process (the default)
 // that is the poller alone; with InProcessSim it includes the simulator, and the result says so.

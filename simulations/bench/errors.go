@@ -12,3 +12,6 @@ var (
 	// ErrOptions wraps every problem Options.Validate finds.
 	ErrOptions = errors.New("invalid benchmark options")
 )
+
+// ErrCloud is returned when the cloud server process fails to start or dies during a run.
+var ErrCloud = errors.New("cloud server failed")

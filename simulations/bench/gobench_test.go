@@ -52,3 +52,68 @@ func benchPoller(b *testing.B, name string, miners int) {
 	b.ReportMetric(float64(ph.p99)/float64(time.Millisecond), "p99-ms")
 	b.ReportMetric(ph.memPerMiner()/1024, "heap+stack-KB/miner")
 }
+
+// The cloud suites' Go benchmarks, one op being one run of the suite at a size that finishes in about a
+// minute; the figures are the suite's, as metrics:
+//
+//	go test -run '^$' -bench 'Fanout|Ingest|Spool' -benchtime 1x ./simulations/bench/
+
+// BenchmarkFanout is the fanout suite on 1,000 miners, one trial of each action.
+func BenchmarkFanout(b *testing.B) {
+	o := testOptions(b, 1000)
+	o.Trials = 1
+	res := benchSuite(b, FanoutSuite{}, o)
+	for _, a := range fanoutActions {
+		reportMetric(b, res, a.Action+"_all_acked_median_ms", a.Action+"-all-acked-ms")
+		reportMetric(b, res, a.Action+"_miner_latency_p50_ms", a.Action+"-p50-ms")
+		reportMetric(b, res, a.Action+"_miner_latency_p99_ms", a.Action+"-p99-ms")
+	}
+}
+
+// BenchmarkIngest is the ingest suite: 10 nodes × 500 miners at 5s, a 20s window.
+func BenchmarkIngest(b *testing.B) {
+	o := testOptions(b, 5000)
+	o.Duration = 20 * time.Second
+	res := benchSuite(b, IngestSuite{}, o)
+	reportMetric(b, res, "samples_per_s", "samples/s")
+	reportMetric(b, res, "e2e_latency_p50_ms", "e2e-p50-ms")
+	reportMetric(b, res, "e2e_latency_p99_ms", "e2e-p99-ms")
+	reportMetric(b, res, "cloud_cpu_ms_per_1k_samples", "cloud-cpu-ms/1k-samples")
+}
+
+// BenchmarkSpool is the spool suite: 1,000 miners, 10 minutes of site time.
+func BenchmarkSpool(b *testing.B) {
+	o := testOptions(b, 1000)
+	res := benchSuite(b, SpoolSuite{}, o)
+	reportMetric(b, res, "write_samples_per_s", "write-samples/s")
+	reportMetric(b, res, "replay_samples_per_s", "replay-samples/s")
+	reportMetric(b, res, "append_p99_ms", "append-p99-ms")
+	reportMetric(b, res, "bytes_per_miner_hour_logical", "bytes/miner-hour")
+	reportMetric(b, res, "bytes_per_miner_hour_disk", "disk-bytes/miner-hour")
+}
+
+func benchSuite(b *testing.B, s Suite, o Options) Result {
+	var res Result
+	for b.Loop() {
+		var err error
+		if res, err = s.Run(context.Background(), o, discardProgress{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return res
+}
+
+func reportMetric(b *testing.B, r Result, name, unit string) {
+	if v, ok := r.Metric(name); ok {
+		b.ReportMetric(v, unit)
+	}
+}
+
+// BenchmarkFailover is the failover suite: a pair with 1,000 miners, three kills.
+func BenchmarkFailover(b *testing.B) {
+	o := testOptions(b, 1000)
+	res := benchSuite(b, FailoverSuite{}, o)
+	reportMetric(b, res, "first_write_p50_ms", "p50-ms")
+	reportMetric(b, res, "first_write_p99_ms", "p99-ms")
+	reportMetric(b, res, "first_write_max_ms", "max-ms")
+}

@@ -61,6 +61,21 @@ type Options struct {
 	// Seed varies the simulated miners and the pollers' phases. Default 1.
 	Seed int64
 
+	// CloudCommand is the cloud server process's command line without its flags (fanout, ingest); it must
+	// accept the flags of ServeCloud and stop on SIGTERM. Default: this executable followed by "bench
+	// serve-cloud" (right for the hashfleet binary and cmd/benchrun; tests re-execute themselves).
+	CloudCommand []string
+	// CloudEnv is added to the cloud process's environment.
+	CloudEnv []string
+	// Nodes is the number of nodes the ingest suite runs against one cloud; Miners are spread over them.
+	// Default 10 (fewer when there are fewer miners).
+	Nodes int
+	// Trials is how many bulk commands of each action the fanout suite issues. Default 3.
+	Trials int
+	// SpoolSpan is the site time the spool suite spools (at Interval per miner) before replaying it all.
+	// Default 10m.
+	SpoolSpan time.Duration
+
 	// CPUProfile, when set, receives a CPU profile of each measurement window (pprof format). A suite that
 	// measures several pollers writes PATH.NAME for each.
 	CPUProfile string
@@ -78,6 +93,9 @@ const (
 	DefaultMaxInFlight  = 256
 	DefaultBacklog      = 4000
 	DefaultFirstNet     = 10
+	DefaultNodes        = 10
+	DefaultTrials       = 3
+	DefaultSpoolSpan    = 10 * time.Minute
 	DefaultPort         = 4028
 	MaxMinersPerSim     = 15000
 	MaxInProcessMiners  = 5000
@@ -126,6 +144,20 @@ func (o Options) withDefaults() Options {
 		if exe, err := os.Executable(); err == nil {
 			o.SimCommand = []string{exe, "minersim"}
 		}
+	}
+	if len(o.CloudCommand) == 0 {
+		if exe, err := os.Executable(); err == nil {
+			o.CloudCommand = []string{exe, "bench", "serve-cloud"}
+		}
+	}
+	if o.Nodes == 0 {
+		o.Nodes = max(1, min(DefaultNodes, o.Miners))
+	}
+	if o.Trials == 0 {
+		o.Trials = DefaultTrials
+	}
+	if o.SpoolSpan == 0 {
+		o.SpoolSpan = DefaultSpoolSpan
 	}
 	if o.FirstNet == 0 {
 		o.FirstNet = DefaultFirstNet
@@ -194,6 +226,15 @@ func (o Options) Validate() error {
 	if !o.InProcessSim && len(o.SimCommand) == 0 {
 		errs = append(errs, errors.New("no simulator command: set SimCommand (a binary that serves `minersim` flags)"))
 	}
+	if o.Nodes < 1 || o.Nodes > o.Miners {
+		errs = append(errs, fmt.Errorf("nodes %d must be between 1 and the number of miners (%d)", o.Nodes, o.Miners))
+	}
+	if o.Trials < 1 {
+		errs = append(errs, fmt.Errorf("trials %d must be at least 1", o.Trials))
+	}
+	if o.SpoolSpan < o.Interval {
+		errs = append(errs, fmt.Errorf("spool span %s must be at least one interval (%s)", o.SpoolSpan, o.Interval))
+	}
 	if o.Port < 1 || o.Port > 65535 {
 		errs = append(errs, fmt.Errorf("port %d must be between 1 and 65535", o.Port))
 	}
@@ -221,6 +262,9 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.FirstNet, "first-net", o.FirstNet, "simulator k serves 127.(first-net+k).0.1 upwards (default 10)")
 	fs.IntVar(&o.Port, "port", o.Port, "port of every simulated miner (default 4028)")
 	fs.Int64Var(&o.Seed, "seed", o.Seed, "seed of the simulated miners and poll phases (default 1)")
+	fs.IntVar(&o.Nodes, "nodes", o.Nodes, "ingest: nodes sharing the miners, one cloud (default 10)")
+	fs.IntVar(&o.Trials, "trials", o.Trials, "fanout: bulk commands per action (default 3)")
+	fs.DurationVar(&o.SpoolSpan, "spool-span", o.SpoolSpan, "spool: site time spooled before the replay (default 10m)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", o.CPUProfile, "write a CPU profile of each measurement window here")
 	fs.StringVar(&o.MemProfile, "memprofile", o.MemProfile, "write a heap profile at the end of each measurement window here")
 }

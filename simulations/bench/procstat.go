@@ -150,3 +150,6 @@ func ThisMachine() Machine {
 	}
 	return m
 }
+
+// pidRSS is process pid's resident set, 0 if it cannot be read.
+func pidRSS(pid int) uint64 { return statusField("/proc/"+strconv.Itoa(pid)+"/status", "VmRSS:") }

@@ -530,3 +530,19 @@ func TestCheck(t *testing.T) {
 		}
 	}
 }
+
+func TestRecoveryWithin(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	rs := []Recovery{
+		{NodeID: "a", Fault: "kill", HealedAt: t0, Up: true, UpAt: t0.Add(time.Second)},
+		{NodeID: "b", Fault: "wan", HealedAt: t0, Up: true, UpAt: t0.Add(12 * time.Second)},
+		{NodeID: "c", Fault: "cloud", HealedAt: t0},
+	}
+	vs := RecoveryWithin(rs, 10*time.Second)
+	if len(vs) != 2 || vs[0].Kind != KindSlowRecovery || vs[1].Kind != KindNoRecovery {
+		t.Fatalf("violations %v", vs)
+	}
+	if rs[0].Time() != time.Second || rs[2].Time() != 0 {
+		t.Fatalf("times %s %s", rs[0].Time(), rs[2].Time())
+	}
+}

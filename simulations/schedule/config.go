@@ -216,11 +216,12 @@ func (c Config) validateTopology() []error {
 		}
 	}
 	for _, k := range Kinds() {
-		if k != KillCloud && k != LANPair && k != MinerHang {
+		if k != KillCloud && k != LANPair && k != MinerHang && k != TransferLease {
 			needs(k, len(c.Topology.Sites) > 0, "the topology has no site")
 		}
 	}
 	needs(LANPair, pairs > 0, "no site has a pair")
+	needs(TransferLease, pairs > 0, "no site has a pair")
 	needs(MinerHang, miners > 0, "no site lists miners")
 	return errs
 }

@@ -37,12 +37,15 @@ const (
 	DiskFull Kind = "disk-full"
 	// MinerHang makes one miner carry out writes and never answer them.
 	MinerHang Kind = "miner-hang"
+	// TransferLease asks the cloud to hand a pair's lease to the standby (the graceful path of an upgrade)
+	// at the fault's start; nothing is healed at its end.
+	TransferLease Kind = "transfer-lease"
 )
 
 // Kinds returns every kind in the canonical order (the order weights are drawn in).
 func Kinds() []Kind {
 	return []Kind{KillNode, KillCloud, WANNode, WANSite, LANPair, Asymmetric, GatewayDelay, GatewayLoss,
-		GatewayDup, GatewayReorder, ClockSkew, DiskFull, MinerHang}
+		GatewayDup, GatewayReorder, ClockSkew, DiskFull, MinerHang, TransferLease}
 }
 
 func (k Kind) valid() bool {

@@ -115,7 +115,7 @@ func (g *gen) fault() Fault {
 	sites := c.Topology.Sites
 	switch {
 	case f.Kind == KillCloud:
-	case f.Kind == LANPair:
+	case f.Kind == LANPair || f.Kind == TransferLease:
 		var pairs []Site
 		for _, s := range sites {
 			if s.Pair() {

@@ -3,6 +3,7 @@ package schedule
 import (
 	"fmt"
 	"sort"
+	"time"
 )
 
 // Scenario is a named kind of trial: which faults, aimed how.
@@ -15,6 +16,9 @@ type Scenario struct {
 	NoGraceful  bool
 	// GracefulOnly makes every kill graceful.
 	GracefulOnly bool
+	// MinFault, when above Config's, makes every fault last at least this long (a partition that outlasts
+	// the lease).
+	MinFault time.Duration
 }
 
 // Apply returns c with the scenario's weights and aiming.
@@ -25,6 +29,11 @@ func (s Scenario) Apply(c Config) Config {
 	}
 	if s.ActiveShare > 0 {
 		c.ActiveShare = s.ActiveShare
+	}
+	if s.MinFault > 0 {
+		c = c.withDefaults()
+		c.MinFault = max(c.MinFault, s.MinFault)
+		c.MaxFault = max(c.MaxFault, c.MinFault)
 	}
 	switch {
 	case s.NoGraceful:
@@ -58,6 +67,10 @@ var scenarios = []Scenario{
 		Weights: map[Kind]int{DiskFull: 1}},
 	{Name: "miner-hang", Description: "a miner carries out writes and never answers",
 		Weights: map[Kind]int{MinerHang: 1}},
+	{Name: "stale-active", Description: "the holder loses the cloud long enough for the standby to be promoted, then returns with its old epoch: refused, demoted, never writes",
+		Weights: map[Kind]int{WANNode: 1}, ActiveShare: 1, MinFault: 12 * time.Second},
+	{Name: "graceful-transfer", Description: "the operator hands the lease to the standby under a steady stream of commands: none lost, none duplicated, no overlap",
+		Weights: map[Kind]int{TransferLease: 1}},
 	{Name: "mixed", Description: "every fault kind, kills and partitions weighted up",
 		Weights: map[Kind]int{KillNode: 3, KillCloud: 1, WANNode: 3, WANSite: 2, LANPair: 2, Asymmetric: 2,
 			GatewayDelay: 1, GatewayLoss: 1, GatewayDup: 1, GatewayReorder: 1, ClockSkew: 1, DiskFull: 1, MinerHang: 1}},

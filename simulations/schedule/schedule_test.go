@@ -237,6 +237,12 @@ func TestScenarios(t *testing.T) {
 				if sc.Name == "restart-graceful" && !f.Graceful {
 					t.Fatalf("restart-graceful scheduled %v", f)
 				}
+				if sc.Name == "stale-active" && (f.Duration < 12*time.Second || (f.Target.Node == "" && f.Target.Role != RoleActive)) {
+					t.Fatalf("stale-active scheduled %v: a partition of the active that outlasts the lease", f)
+				}
+				if sc.Name == "graceful-transfer" && (f.Kind != TransferLease || f.Target.Site != "site-a") {
+					t.Fatalf("graceful-transfer scheduled %v: transfers at the pair's site only", f)
+				}
 			}
 		})
 	}
@@ -325,4 +331,13 @@ func TestGenerateProperty(t *testing.T) {
 			t.Fatal("not deterministic")
 		}
 	})
+}
+
+func TestTransferNeedsAPair(t *testing.T) {
+	c := DefaultConfig()
+	c.Weights = map[Kind]int{TransferLease: 1}
+	c.Topology = Topology{Sites: []Site{{Name: "s", Nodes: []string{"n"}}}}
+	if err := c.Validate(); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), "no site has a pair") {
+		t.Fatalf("Validate = %v", err)
+	}
 }

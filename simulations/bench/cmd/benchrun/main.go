@@ -4,8 +4,8 @@
 //	go build -o /tmp/benchrun ./simulations/bench/cmd/benchrun
 //	/tmp/benchrun --miners 10000 --duration 60s --json poll-10k.json poll baseline
 //
-// It is also its own simulator process (`benchrun minersim …`, see bench.ServeSim), so it needs nothing
-// but itself.
+// It is also its own simulator process (`benchrun minersim …`, see bench.ServeSim) and its own cloud process
+// (`benchrun bench serve-cloud …`, see bench.ServeCloud), so it needs nothing but itself.
 package main
 
 import (
@@ -35,6 +35,9 @@ func main() {
 func run(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "minersim" {
 		return bench.ServeSim(ctx, args[1:], os.Stdout)
+	}
+	if len(args) > 1 && args[0] == "bench" && args[1] == "serve-cloud" { // the fanout and ingest suites' cloud process
+		return bench.ServeCloud(ctx, args[2:], os.Stdout)
 	}
 	fs := flag.NewFlagSet("benchrun", flag.ContinueOnError)
 	var o bench.Options
