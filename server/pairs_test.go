@@ -837,3 +837,60 @@ func TestPairLeaseLatency(t *testing.T) {
 	t.Logf("RENEW round trip (%d): p50 %s p99 %s max %s", renews, pct(rt, .5), pct(rt, .99), pct(rt, 1))
 	t.Logf("TRANSFER until the new holder has its grant (%d): p50 %s p99 %s max %s", transfers, pct(tt, .5), pct(tt, .99), pct(tt, 1))
 }
+
+// TestPairFencedWritesMoveToTheHolder: a holder that accepted a pair command but lost the lease before some
+// of its writes started reports those miners FENCED. They never reached the miner, so they are not results:
+// the cloud moves them to the holder (same command id, the holder's seq and epoch) and the command ends
+// succeeded once the holder ran them; the miners the old holder did run keep their results.
+func TestPairFencedWritesMoveToTheHolder(t *testing.T) {
+	h := newPairHarness(t)
+	p := h.declare(`{"site":"s1","members":["na","nb"],"standby":"nb","devices":["m1","m2","m3"]}`)
+	a, _ := h.connect("na", "10.1.0.1:7946", 0, 0)
+	b, _ := h.connect("nb", "10.1.0.2:7946", 0, 0)
+	a.granted(p.ID, pb.LeaseOp_LEASE_OP_ACQUIRE, 0, "")
+
+	// Still the holder: the fenced miner comes back to na itself, with a new seq.
+	id := h.issue(`{"miner_ids":["m1","m2"],"action":"stop"}`)
+	c := a.command()
+	a.ack(c, pb.ResultCode_RESULT_CODE_RUNNING)
+	a.result(c, pb.ResultCode_RESULT_CODE_SUCCEEDED, false, "m1")
+	a.result(c, pb.ResultCode_RESULT_CODE_FENCED, true, "m2")
+	again := a.command()
+	if again.GetCommandId() != id || again.GetMonotonicSeq() <= c.GetMonotonicSeq() || strings.Join(payloadOf(t, again).GetMinerIds(), ",") != "m2" {
+		t.Fatalf("fenced miner sent again as %v (first %v)", again, c)
+	}
+	if v := h.command(id); v.Status == "failed" || v.Status == "succeeded" {
+		t.Fatalf("a fenced miner ended the command: %+v", v)
+	}
+	a.ack(again, pb.ResultCode_RESULT_CODE_RUNNING)
+	a.result(again, pb.ResultCode_RESULT_CODE_SUCCEEDED, true, "m2")
+	h.waitCommand(id, "succeeded")
+
+	// A transfer: na fences itself, reports the write it had not started FENCED while it drains (the
+	// cloud sends it back to na, whose gate bounces it: not its lease any more), then hands the lease to nb,
+	// and the command runs there.
+	id2 := h.issue(`{"miner_ids":["m3"],"action":"start"}`)
+	c2 := a.command()
+	a.ack(c2, pb.ResultCode_RESULT_CODE_RUNNING)
+	a.result(c2, pb.ResultCode_RESULT_CODE_FENCED, true, "m3")
+	back := a.command()
+	if back.GetCommandId() != id2 || back.GetMonotonicSeq() <= c2.GetMonotonicSeq() {
+		t.Fatalf("fenced miner during the drain sent back as %v", back)
+	}
+	a.send(&pb.NodeToCloud{Msg: &pb.NodeToCloud_Ack{Ack: &pb.CommandAck{CommandId: back.GetCommandId(), MonotonicSeq: back.GetMonotonicSeq(),
+		Code: pb.ResultCode_RESULT_CODE_FENCED, Message: "handing over"}}})
+	g := a.granted(p.ID, pb.LeaseOp_LEASE_OP_TRANSFER, 1, "nb")
+	if g.GetHolder() != "nb" || g.GetEpoch() != 2 {
+		t.Fatalf("transfer: %v", g)
+	}
+	if fwd := b.frame().GetLeaseGrant(); fwd == nil || fwd.GetEpoch() != 2 {
+		t.Fatalf("nb's unasked grant: %v", fwd)
+	}
+	moved := b.command()
+	if moved.GetCommandId() != id2 || moved.GetNodeId() != "nb" || moved.GetLeaseEpoch() != 2 || strings.Join(payloadOf(t, moved).GetMinerIds(), ",") != "m3" {
+		t.Fatalf("moved to nb as %v", moved)
+	}
+	b.ack(moved, pb.ResultCode_RESULT_CODE_RUNNING)
+	b.result(moved, pb.ResultCode_RESULT_CODE_SUCCEEDED, true, "m3")
+	h.waitCommand(id2, "succeeded")
+}

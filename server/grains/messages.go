@@ -129,6 +129,11 @@ type enqueueCommand struct {
 	// PairingRequest). Not tracked by the CommandTracker: the node's acks and reports go to the Org
 	// (controlOutcome), and it stays queued until the node answers.
 	control []byte
+	// watermark, with stamped set, is the node's local watermark as the Org knew it when the operator issued
+	// the command (reconcile.go): what the cloud had seen then, not what it has seen by the time the Node
+	// actor queues it. Without stamped the Node actor stamps its own current watermark.
+	watermark *pb.HLC
+	stamped   bool
 }
 type addDevices struct{ devices []*pb.Device }
 

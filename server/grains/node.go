@@ -56,6 +56,9 @@ type queued struct {
 	// bounced: the holder refused it as fenced or for its epoch without consuming the seq; it is sent
 	// again when the node is granted that epoch (node_pair.go).
 	bounced bool
+	// fencedMoved are the miners whose writes the node reported FENCED (never started: it lost the lease
+	// after accepting the command) and that were moved to the pair's holder (node_pair.go).
+	fencedMoved map[string]bool
 }
 
 func isKeyPayload(p *pb.CommandPayload) bool {
@@ -290,6 +293,9 @@ func (n *Node) onEnqueue(ctx actor.Context, m *enqueueCommand) {
 		cmd := &pb.ControlCommand{CommandId: m.commandID, Actor: m.actor, NodeId: n.id, MonotonicSeq: seq,
 			LeaseEpoch: epoch, IdempotencyKey: m.commandID, Payload: payload,
 			IssuedAtUnixMs: m.issuedAt.UnixMilli(), LocalWatermark: n.localWM}
+		if m.stamped {
+			cmd.LocalWatermark = m.watermark
+		}
 		if s := n.cfg.Signer; s != nil {
 			if m.signWith != "" {
 				err = s.SignWith(m.signWith, cmd)
@@ -444,6 +450,7 @@ func (n *Node) onResult(ctx actor.Context, r *pb.CommandResultReport) {
 	}
 	if q != nil {
 		rep.minerIDs = q.minerIDs
+		rep.minerIDs, rep.results = n.moveFenced(ctx, q, rep.minerIDs, rep.results)
 		if r.GetDone() {
 			n.dequeue(ctx, r.GetMonotonicSeq())
 		}

@@ -185,6 +185,51 @@ func (n *Node) pairBounced(q *queued, code pb.ResultCode, msg string) bool {
 	return true
 }
 
+// moveFenced takes out of a pair command's report the miners its node answered FENCED: the node accepted
+// the command but lost the lease (a transfer, a lapse) before those writes started, so they never reached
+// the miner and are not results. They move to the pair's holder like a command the node never started (same
+// command id and idempotency key, the holder's seq and epoch), and the tracker keeps them pending until the
+// holder reports. It returns the miners and results left for the tracker.
+func (n *Node) moveFenced(ctx actor.Context, q *queued, minerIDs []string, results []*pb.MinerResult) ([]string, []*pb.MinerResult) {
+	if q.pair == "" {
+		return minerIDs, results
+	}
+	var fenced []string
+	kept := results[:0:0]
+	for _, r := range results {
+		if r.GetCode() != pb.ResultCode_RESULT_CODE_FENCED {
+			kept = append(kept, r)
+			continue
+		}
+		if !q.fencedMoved[r.GetMinerId()] {
+			fenced = append(fenced, r.GetMinerId())
+		}
+	}
+	if len(kept) == len(results) {
+		return minerIDs, results
+	}
+	if q.fencedMoved == nil {
+		q.fencedMoved = map[string]bool{}
+	}
+	for _, id := range fenced {
+		q.fencedMoved[id] = true
+	}
+	left := make([]string, 0, len(minerIDs))
+	for _, id := range minerIDs {
+		if !q.fencedMoved[id] {
+			left = append(left, id)
+		}
+	}
+	if len(fenced) > 0 {
+		c := pairCommandOf(q)
+		c.minerIDs = fenced
+		n.log.Info("pair command fenced at the node before its writes: moved to the holder", slog.String("command", c.commandID),
+			slog.String("pair", q.pair), slog.Int("miners", len(fenced)))
+		ctx.Send(ctx.Parent(), &pairCommandsMoved{pairID: q.pair, cmds: []pairCommand{c}})
+	}
+	return left, kept
+}
+
 // resendBounced sends again the pair commands the node refused while fenced, once it is granted their epoch.
 func (n *Node) resendBounced(ctx actor.Context, g *pb.LeaseGrant) {
 	if g.GetHolder() != n.id || n.session == nil {

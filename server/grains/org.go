@@ -21,11 +21,13 @@ import (
 // validates operator commands, refuses unknown miners, persists the record and routes each miner to its
 // owning node's queue.
 type Org struct {
-	cfg     *Config
-	log     *slog.Logger
-	view    *actor.PID
-	tracker *actor.PID
-	history *actor.PID // nil without Config.History
+	cfg *Config
+	// localWMs caches each node's local watermark (reconcile.go), read from the store on first use.
+	localWMs map[string]*pb.HLC
+	log      *slog.Logger
+	view     *actor.PID
+	tracker  *actor.PID
+	history  *actor.PID // nil without Config.History
 
 	devices map[string]*orgDevice
 	nodes   map[string]*actor.PID
@@ -422,7 +424,8 @@ func (o *Org) onIssue(ctx actor.Context, m *issueCommand) {
 	spec := rec.GetSpec()
 	ctx.Send(o.tracker, &trackCommand{rec: rec}) // the tracker owns rec from here on
 	for node, miners := range parts {
-		ctx.Send(o.node(ctx, node), &enqueueCommand{commandID: id, actor: req.Actor, minerIDs: miners, spec: spec, issuedAt: now})
+		ctx.Send(o.node(ctx, node), &enqueueCommand{commandID: id, actor: req.Actor, minerIDs: miners, spec: spec, issuedAt: now,
+			watermark: o.localWatermark(node), stamped: true})
 	}
 	for pid, miners := range pairParts {
 		o.routePair(ctx, pid, pairCommand{commandID: id, actor: req.Actor, minerIDs: miners, spec: spec, issuedAt: now})

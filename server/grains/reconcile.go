@@ -105,9 +105,32 @@ func (o *Org) applyLocal(ctx actor.Context, node string, events []*pb.Event) err
 			slog.Int("repeated", len(cmds)-fresh))
 	}
 	if wm != nil {
+		if cur := o.localWatermark(node); cur == nil || hlcAfter(wm, cur) {
+			o.localWMs[node] = proto.Clone(wm).(*pb.HLC)
+		}
 		ctx.Send(o.node(ctx, node), &localWatermark{hlc: wm})
 	}
 	return nil
+}
+
+// localWatermark is the newest local-command HLC the Org has recorded for node (nil: none), read from the
+// store the first time. Operator commands are stamped with it when issued, in the Org's order: a command
+// issued before a backfill can never carry that backfill's watermark.
+func (o *Org) localWatermark(node string) *pb.HLC {
+	if wm, ok := o.localWMs[node]; ok {
+		return wm
+	}
+	if o.localWMs == nil {
+		o.localWMs = map[string]*pb.HLC{}
+	}
+	wm, err := o.cfg.Store.LocalWatermark(node)
+	if err != nil {
+		o.log.Error("cannot read the node's local watermark; its commands go out without one (the node holds those local actions touch)",
+			slog.String("node", node), slog.Any("err", err))
+		return nil
+	}
+	o.localWMs[node] = wm
+	return wm
 }
 
 // onLocalWatermark raises the watermark new commands are stamped with.
