@@ -105,7 +105,7 @@ func (o *Org) applyLocal(ctx actor.Context, node string, events []*pb.Event) err
 			slog.Int("repeated", len(cmds)-fresh))
 	}
 	if wm != nil {
-		if cur := o.localWatermark(node); cur == nil || hlcAfter(wm, cur) {
+		if cur := o.localWatermark(node); cur == nil || store.HLCAfter(wm, cur) {
 			o.localWMs[node] = proto.Clone(wm).(*pb.HLC)
 		}
 		ctx.Send(o.node(ctx, node), &localWatermark{hlc: wm})
@@ -135,7 +135,7 @@ func (o *Org) localWatermark(node string) *pb.HLC {
 
 // onLocalWatermark raises the watermark new commands are stamped with.
 func (n *Node) onLocalWatermark(m *localWatermark) {
-	if m.hlc == nil || !hlcAfter(m.hlc, n.localWM) {
+	if m.hlc == nil || !store.HLCAfter(m.hlc, n.localWM) {
 		return
 	}
 	n.localWM = proto.Clone(m.hlc).(*pb.HLC)
@@ -150,20 +150,6 @@ func (n *Node) loadLocalWatermark() {
 		return
 	}
 	n.localWM = wm
-}
-
-func hlcAfter(a, b *pb.HLC) bool {
-	switch {
-	case a == nil:
-		return false
-	case b == nil:
-		return true
-	case a.GetWallMs() != b.GetWallMs():
-		return a.GetWallMs() > b.GetWallMs()
-	case a.GetLogical() != b.GetLogical():
-		return a.GetLogical() > b.GetLogical()
-	}
-	return a.GetNodeId() > b.GetNodeId()
 }
 
 // ConflictID is the id of the conflict of one held miner of one command on one node.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/hashfleet/hashfleet/messages/pb"
 	"github.com/hashfleet/hashfleet/server/store"
@@ -17,22 +16,6 @@ var (
 	_ store.Reconciliation = (*Store)(nil)
 	_ store.PairStore      = (*Store)(nil)
 )
-
-// hlcAfter reports whether a is after b (wall, logical, node id); nil is before everything. Same order as
-// the Badger store's.
-func hlcAfter(a, b *pb.HLC) bool {
-	switch {
-	case a == nil:
-		return false
-	case b == nil:
-		return true
-	case a.GetWallMs() != b.GetWallMs():
-		return a.GetWallMs() > b.GetWallMs()
-	case a.GetLogical() != b.GetLogical():
-		return a.GetLogical() > b.GetLogical()
-	}
-	return strings.Compare(a.GetNodeId(), b.GetNodeId()) > 0
-}
 
 // ApplyLocalCommands implements store.Reconciliation: one transaction; the watermark row is locked first so
 // two members applying one node's backfill serialize.
@@ -63,7 +46,7 @@ func (s *Store) ApplyLocalCommands(node string, cmds []*pb.LocalCommand, audit f
 			if err := store.ValidID(c.GetCommandId()); err != nil {
 				return fmt.Errorf("local command id: %w", err)
 			}
-			if hlcAfter(c.GetHlc(), wm) {
+			if store.HLCAfter(c.GetHlc(), wm) {
 				wm = c.GetHlc()
 			}
 			v, err := marshal(c)

@@ -53,8 +53,9 @@ type Reconciliation interface {
 
 var _ Reconciliation = (*Badger)(nil)
 
-// hlcAfter reports whether a is after b (wall, logical, node id); nil is before everything.
-func hlcAfter(a, b *pb.HLC) bool {
+// HLCAfter reports whether a is after b (wall, logical, node id); nil is before everything. It is the one
+// order of local-command timestamps every store and the grains use.
+func HLCAfter(a, b *pb.HLC) bool {
 	switch {
 	case a == nil:
 		return false
@@ -89,7 +90,7 @@ func (s *Badger) ApplyLocalCommands(node string, cmds []*pb.LocalCommand, audit 
 			if err := ValidID(c.GetCommandId()); err != nil {
 				return fmt.Errorf("local command id: %w", err)
 			}
-			if hlcAfter(c.GetHlc(), wm) {
+			if HLCAfter(c.GetHlc(), wm) {
 				wm = c.GetHlc()
 			}
 			k := key(pNodeLocal, node, "/", c.GetCommandId())
