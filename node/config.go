@@ -73,7 +73,7 @@ type Config struct {
 
 	// BatchSize is the most samples per telemetry batch. Default 500.
 	BatchSize int
-	// BatchInterval is the longest a sample waits for its batch. Default 250ms (telemetry.Config.FlushInterval).
+	// BatchInterval is the longest a sample waits for its batch. Default 500ms (telemetry.Config.FlushInterval).
 	BatchInterval time.Duration
 	// MaxBacklogSamples bounds samples kept unacked while the cloud is unreachable, when they are kept in
 	// memory (no DataDir, or no cloud link). Default 100,000.
