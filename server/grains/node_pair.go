@@ -231,6 +231,9 @@ func (n *Node) moveFenced(ctx actor.Context, q *queued, minerIDs []string, resul
 }
 
 // resendBounced sends again the pair commands the node refused while fenced, once it is granted their epoch.
+// Each goes out under a fresh seq (same command id and idempotency key): the refusal did not consume its old
+// seq, but commands queued after it may have run meanwhile and raised the node's mark above it, and the old
+// seq would then be refused as a replay.
 func (n *Node) resendBounced(ctx actor.Context, g *pb.LeaseGrant) {
 	if g.GetHolder() != n.id || n.session == nil {
 		return
@@ -243,8 +246,11 @@ func (n *Node) resendBounced(ctx actor.Context, g *pb.LeaseGrant) {
 	}
 	slices.Sort(seqs)
 	for _, seq := range seqs {
-		n.queue[seq].bounced = false
-		n.send(ctx, n.queue[seq])
+		q := n.queue[seq]
+		c := pairCommandOf(q)
+		n.dequeue(ctx, seq)
+		n.onEnqueue(ctx, &enqueueCommand{commandID: c.commandID, actor: c.actor, minerIDs: c.minerIDs, spec: c.spec,
+			issuedAt: c.issuedAt, pair: q.pair, epoch: q.cmd.GetLeaseEpoch(), watermark: q.cmd.GetLocalWatermark(), stamped: true})
 	}
 }
 
