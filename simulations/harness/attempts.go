@@ -205,7 +205,7 @@ func (a *attacker) revokeOldKey(ctx context.Context, nodes []*siteNode) error {
 	if _, err := a.c.do(ctx, "POST", "/api/v1/keys/"+url.PathEscape(old.Key.GetKeyId())+"/revoke", nil, nil); err != nil {
 		return err
 	}
-	err := waitUntil(ctx, 15*time.Second, "every node to take the key rotation and revocation", func() bool {
+	err := waitUntil(ctx, 45*time.Second, "every node to take the key rotation and revocation", func() bool {
 		for n, m := range marks {
 			p := n.process()
 			if p == nil {
