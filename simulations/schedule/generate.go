@@ -86,7 +86,9 @@ func (g *gen) duration(lo, hi time.Duration) time.Duration {
 	if hi > lo {
 		d += time.Duration(g.rng.Int64N(int64(hi-lo) + 1))
 	}
-	return d.Round(time.Millisecond)
+	// Round to whole milliseconds for readable schedules, but never outside [lo, hi]:
+	// rounding 424.75ms up would break a bound such as jitter ≤ delay/4.
+	return max(min(d.Round(time.Millisecond), max(hi, lo)), lo)
 }
 
 func (g *gen) float(lo, hi float64) float64 { return lo + g.rng.Float64()*(hi-lo) }
