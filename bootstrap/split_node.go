@@ -306,6 +306,8 @@ type NodeRunOptions struct {
 	InsecureLoopback bool
 	// PollInterval between polls of one miner. Default 5s.
 	PollInterval time.Duration
+	// LocalLogRetention keeps finished local commands this long (node.Config.LocalLogRetention). 0: 30 days.
+	LocalLogRetention time.Duration
 	// StatusInterval is how often status.json is written. Default 2s.
 	StatusInterval time.Duration
 	// ReplayRate bounds the samples or events sent per second per stream (a reconnect's spool replay shares
@@ -436,6 +438,7 @@ func StartNode(ctx context.Context, o NodeRunOptions) (*NodeProcess, error) {
 			cfg.NodeID, cfg.OrgID, cfg.Site = e.NodeID, e.OrgID, e.Site
 			cfg.DataDir = filepath.Join(o.DataDir, nodeStoreDir)
 			cfg.Candidates = o.Devices
+			cfg.LocalLogRetention = o.LocalLogRetention
 			cfg.AcceptCloudOwnership = true
 			cfg.Dial = dial
 			cfg.Authorize = uplink.ProofOfPossession(e.NodeID, e.APIKey, id.SignChallenge)

@@ -43,6 +43,10 @@ type Config struct {
 	// Candidates are devices the node knows of but does not own until an operator pairs them in the cloud
 	// (split mode's --devices file): each is reported once per start as an EVENT_KIND_DISCOVERED event.
 	Candidates []*pb.Device
+	// LocalLogRetention: finished local commands (the local UI's) are deleted from the node's local command
+	// log after this long, except the newest local action on each miner's field, which reconciliation reads
+	// (gate/local_prune.go). 0: 30 days; negative: kept forever.
+	LocalLogRetention time.Duration
 
 	// PollInterval between polls of one miner. Default 5s.
 	PollInterval time.Duration

@@ -24,7 +24,7 @@ func (n *Node) localEnv(st *store.Badger) (*gate.LocalEnv, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local command clock: %w", err)
 	}
-	return &gate.LocalEnv{Log: st, HLC: c, Epoch: n.localEpoch}, nil
+	return &gate.LocalEnv{Log: st, HLC: c, Epoch: n.localEpoch, Retention: n.cfg.LocalLogRetention}, nil
 }
 
 // localEpoch is the lease epoch local commands are stamped with: the LeaseHolder's current epoch for a pair

@@ -112,6 +112,7 @@ func runNodeRun(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.PollInterval, "poll-interval", 0, "poll interval per miner (default 5s)")
 	fs.IntVar(&o.ReplayRate, "replay-rate", 0, "most samples or events sent per second per stream, spool replay included (default 20000)")
 	fs.StringVar(&o.LocalUI, "local-ui", localui.DefaultAddr, "address of the local HTTPS UI staff on site use while the cloud is down (\"off\" disables it; see set-local-admin)")
+	fs.DurationVar(&o.LocalLogRetention, "local-log-retention", 0, "how long finished local commands stay in the node's local command log (default 720h; the newest action per miner and field is always kept; negative: forever)")
 	fs.StringVar(&o.AdminListen, "admin-listen", bootstrap.DefaultNodeAdminListen, "loopback address of the read-only admin endpoint (named in status.json; \"off\" disables it)")
 	fs.DurationVar(&o.StatusInterval, "status-interval", 0, "how often status.json is written (default 2s)")
 	backoffMax := fs.Duration("backoff-max", 0, "longest wait between attempts to reach the cloud (default 30s)")

@@ -50,6 +50,8 @@ type LocalLog interface {
 	CreateLocal(e *pb.LocalLogEntry) (*pb.LocalLogEntry, error)
 	UpdateLocal(e *pb.LocalLogEntry) error
 	LocalCommands(newestFirst bool, fn func(*pb.LocalLogEntry) bool) error
+	// DeleteLocal removes finished, reported entries with their indexes (retention, local_prune.go).
+	DeleteLocal(ids ...string) (int, error)
 }
 
 // LocalEnv wires the local command path (Env.Local).
@@ -59,6 +61,11 @@ type LocalEnv struct {
 	HLC *hlc.Clock
 	// Epoch is the node's current lease epoch (0 outside a warm-standby pair). Nil: 0.
 	Epoch func() uint64
+	// Retention: finished local commands older than this are deleted (local_prune.go). 0: 30 days
+	// (DefaultLocalRetention); negative: kept forever.
+	Retention time.Duration
+	// PruneEvery is the interval between retention sweeps (the first runs at start). 0: 1h.
+	PruneEvery time.Duration
 }
 
 // LocalSubmit asks the gate to run a local command. The gate answers *LocalSubmitted, or an error wrapping
@@ -109,6 +116,7 @@ const localResendWindow = time.Minute
 type localState struct {
 	newest  map[string]map[Field]LocalAction
 	running map[string]*localRun // by command id
+	prune   clock.Timer          // the next retention sweep
 }
 
 func (g *Gate) localEnabled() bool {
@@ -134,6 +142,8 @@ func (g *Gate) onLocal(ctx actor.Context, m localMessage) {
 		ctx.Respond(out)
 	case localTimeout:
 		g.onLocalTimeout(ctx, m)
+	case localPrune:
+		g.onLocalPrune(ctx)
 	}
 }
 
@@ -221,6 +231,7 @@ func (g *Gate) onLocalStarted(ctx actor.Context) {
 	if n := len(unreported); n > 0 {
 		g.log.Info("local commands queued for the cloud", slog.Int("commands", n), slog.Int("interrupted", len(unfinished)))
 	}
+	g.onLocalPrune(ctx)
 }
 
 func (g *Gate) onLocalSubmit(ctx actor.Context, m *LocalSubmit) {
@@ -414,6 +425,9 @@ func countResults(rs []*pb.MinerResult) (ok, failed int) {
 func (g *Gate) onLocalStopping() {
 	if g.local == nil || !g.localEnabled() {
 		return
+	}
+	if g.local.prune != nil {
+		g.local.prune.Stop()
 	}
 	now := g.env.Clock.Now().UnixMilli()
 	for id, r := range g.local.running {

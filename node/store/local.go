@@ -178,3 +178,47 @@ func (s *Badger) LocalCommands(newestFirst bool, fn func(*pb.LocalLogEntry) bool
 	}
 	return nil
 }
+
+// ErrLocalNotFinished: a local command that has not finished, or whose final result is not yet reported to the
+// cloud, cannot be deleted.
+var ErrLocalNotFinished = errors.New("local command not finished and reported")
+
+// DeleteLocal removes finished, reported local commands with their id and idempotency-key indexes, in one
+// transaction per call: all of them or none. Unknown ids are skipped; an entry that is not done and reported
+// is refused (ErrLocalNotFinished) and nothing is deleted. It returns how many entries it removed.
+func (s *Badger) DeleteLocal(ids ...string) (int, error) {
+	n := 0
+	err := s.update(func(txn *badger.Txn) error {
+		for _, id := range ids {
+			it, err := txn.Get([]byte(prefixLocalID + id))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			key, err := it.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			e := &pb.LocalLogEntry{}
+			if err := badgerkv.GetProto(txn, key, e); err != nil {
+				return err
+			}
+			if !e.GetDone() || !e.GetReported() {
+				return fmt.Errorf("%s: %w", id, ErrLocalNotFinished)
+			}
+			for _, k := range [][]byte{key, []byte(prefixLocalID + id), []byte(prefixLocalIdem + e.GetCommand().GetIdempotencyKey())} {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delete local commands: %w", err)
+	}
+	return n, nil
+}

@@ -78,3 +78,38 @@ func TestLocalCommandLog(t *testing.T) {
 		t.Fatalf("oldest first starts with %s", first)
 	}
 }
+
+func TestDeleteLocal(t *testing.T) {
+	s, err := Open(Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a, b := entry("a", "ka", 100, 0), entry("b", "kb", 101, 0)
+	for _, e := range []*pb.LocalLogEntry{a, b} {
+		if _, err := s.CreateLocal(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Done, a.Reported = true, true
+	if err := s.UpdateLocal(a); err != nil {
+		t.Fatal(err)
+	}
+	// b is not finished: the call is refused as a whole, a stays.
+	if n, err := s.DeleteLocal("a", "b"); !errors.Is(err, ErrLocalNotFinished) || n != 0 {
+		t.Fatalf("delete with an unfinished entry: %d %v", n, err)
+	}
+	if _, err := s.LocalCommand("a"); err != nil {
+		t.Fatalf("a refused delete lost a: %v", err)
+	}
+	if n, err := s.DeleteLocal("a", "unknown"); err != nil || n != 1 {
+		t.Fatalf("delete a: %d %v", n, err)
+	}
+	if _, err := s.LocalCommand("a"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a after delete: %v", err)
+	}
+	// Its idempotency key and HLC are free again.
+	if _, err := s.CreateLocal(entry("a2", "ka", 100, 0)); err != nil {
+		t.Fatalf("reuse a's key and HLC: %v", err)
+	}
+}
