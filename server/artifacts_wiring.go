@@ -83,9 +83,10 @@ func apiArtifacts(svc *artifacts.Service) api.Artifacts {
 func (s *Server) Artifacts() *artifacts.Service { return s.artifacts }
 
 // newRollouts is the rolling firmware update manager over the fleet, on the server's clock.
-func newRollouts(cfg Config, fleet *grains.Fleet) (*rollout.Manager, error) {
+func newRollouts(cfg Config, fleet *grains.Fleet, st rollout.Store) (*rollout.Manager, error) {
 	rc := rollout.DefaultConfig()
 	rc.Clock, rc.Logger = cfg.Clock, cfg.Logger
+	rc.Store = st
 	if cfg.RolloutPollInterval > 0 {
 		rc.PollInterval = cfg.RolloutPollInterval
 	}

@@ -344,7 +344,7 @@ func New(cfg Config) (*Server, error) {
 	acfg.Commissioning, acfg.Conflicts = s.fleet, s.fleet
 	acfg.Sites = s.fleet
 	acfg.Artifacts = apiArtifacts(s.artifacts)
-	if s.rollouts, err = newRollouts(cfg, s.fleet); err != nil {
+	if s.rollouts, err = newRollouts(cfg, s.fleet, s.store); err != nil {
 		s.closeEarly()
 		return nil, err
 	}
@@ -396,6 +396,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	if err := s.fleet.Start(); err != nil {
 		return fmt.Errorf("server: start: %w", err)
+	}
+	if err := s.rollouts.Resume(); err != nil {
+		s.log.Error("stored rollouts not resumed", slog.Any("error", err))
 	}
 	s.started = true
 	s.log.Info("server started", slog.String("data_dir", s.cfg.DataDir), slog.Bool("combined", s.cfg.Combined),

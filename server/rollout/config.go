@@ -27,6 +27,9 @@ type Config struct {
 	CommandWait time.Duration
 	// MaxMiners bounds one rollout. Default 20,000.
 	MaxMiners int
+	// Store keeps rollouts across restarts (Manager.Resume). Nil: in memory only; a stop fails the running
+	// ones.
+	Store Store
 	// Clock times polls and settling. Default the wall clock.
 	Clock  clock.Clock
 	Logger *slog.Logger

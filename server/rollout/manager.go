@@ -116,7 +116,10 @@ type Manager struct {
 
 	mu       sync.Mutex
 	rollouts map[string]*Status
+	reqs     map[string]Request
+	pre      map[string][]map[string]float64 // by rollout id, by batch: hashrates before the batch's update
 	order    []string
+	resumed  bool
 }
 
 // NewManager returns a manager over fleet.
@@ -135,10 +138,72 @@ func NewManager(cfg Config, fleet Fleet) (*Manager, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{cfg: cfg, fleet: fleet, log: cfg.Logger, clk: cfg.Clock, ctx: ctx, cancel: cancel,
-		rollouts: map[string]*Status{}}, nil
+		rollouts: map[string]*Status{}, reqs: map[string]Request{}, pre: map[string][]map[string]float64{}}, nil
 }
 
-// Stop ends every running rollout (they are reported failed: "server stopping") and waits for them.
+// Resume loads the stored rollouts (Config.Store) and goes on with those that were running when the server
+// stopped: from their first batch that has not passed, judged against the hashrates read before its update.
+// A batch whose update was already issued is issued again under the same idempotency key, which names the
+// same command, so no miner is updated twice. Call it once the fleet's actors run; later calls do nothing.
+func (m *Manager) Resume() error {
+	m.mu.Lock()
+	if m.resumed || m.cfg.Store == nil {
+		m.resumed = true
+		m.mu.Unlock()
+		return nil
+	}
+	m.resumed = true
+	m.mu.Unlock()
+	recs, err := m.cfg.Store.Rollouts()
+	if err != nil {
+		return fmt.Errorf("rollout: load stored rollouts: %w", err)
+	}
+	var loaded []*Status
+	for _, b := range recs {
+		st, req, pre, err := decodeRecord(b)
+		if err != nil {
+			m.log.Error("stored rollout skipped", slog.Any("error", err))
+			continue
+		}
+		m.mu.Lock()
+		if _, dup := m.rollouts[st.ID]; !dup {
+			m.rollouts[st.ID], m.reqs[st.ID], m.pre[st.ID] = st, req, pre
+			loaded = append(loaded, st)
+		}
+		m.mu.Unlock()
+	}
+	slices.SortFunc(loaded, func(a, b *Status) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	for _, st := range loaded {
+		m.mu.Lock()
+		m.order = append(m.order, st.ID)
+		running, id, req := st.State == StateRunning, st.ID, m.reqs[st.ID]
+		m.mu.Unlock()
+		if !running {
+			continue
+		}
+		from := firstUnpassed(st.Batches)
+		m.log.Info("rollout resumed", slog.String("rollout", id), slog.Int("batch", from), slog.Int("batches", len(st.Batches)))
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.run(id, req, from)
+		}()
+	}
+	return nil
+}
+
+// firstUnpassed is the index of the first batch that has not passed its gate.
+func firstUnpassed(bs []BatchStatus) int {
+	for i, b := range bs {
+		if b.State != BatchPassed {
+			return i
+		}
+	}
+	return len(bs)
+}
+
+// Stop ends every running rollout and waits for them. With a Store they stay running in it and the next
+// start resumes them; without one they are reported failed ("server stopping").
 func (m *Manager) Stop() {
 	m.cancel()
 	m.wg.Wait()
@@ -170,14 +235,22 @@ func (m *Manager) Start(ctx context.Context, req Request) (string, error) {
 	for i, batch := range Batches(ids, req.BatchSize) {
 		st.Batches = append(st.Batches, BatchStatus{Index: i, MinerIDs: batch, State: BatchPending})
 	}
+	req.MinerIDs = ids
 	m.mu.Lock()
-	m.rollouts[st.ID] = st
+	m.rollouts[st.ID], m.reqs[st.ID], m.pre[st.ID] = st, req, make([]map[string]float64, len(st.Batches))
 	m.order = append(m.order, st.ID)
 	m.mu.Unlock()
+	if err := m.persist(st.ID); err != nil {
+		m.mu.Lock()
+		delete(m.rollouts, st.ID)
+		m.order = m.order[:len(m.order)-1]
+		m.mu.Unlock()
+		return "", err
+	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		m.run(st.ID, req)
+		m.run(st.ID, req, 0)
 	}()
 	m.log.Info("rollout started", slog.String("rollout", st.ID), slog.Int("miners", len(ids)), slog.Int("batches", len(st.Batches)))
 	return st.ID, nil
@@ -215,10 +288,46 @@ func (m *Manager) siteMiners(ctx context.Context, site string) ([]string, error)
 	}
 }
 
+// update changes a rollout's status and persists it. A failed write is logged: the rollout goes on, and a
+// restart resumes it from the last state stored (an earlier batch, whose command is the same by key).
 func (m *Manager) update(id string, f func(st *Status)) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	f(m.rollouts[id])
+	m.mu.Unlock()
+	if err := m.persist(id); err != nil {
+		m.log.Error("rollout state not stored", slog.String("rollout", id), slog.Any("error", err))
+	}
+}
+
+// persist writes the rollout's record (nothing without a Store). Only the rollout's own runner (or Start,
+// before the runner exists) calls it, so writes of one rollout never race each other.
+func (m *Manager) persist(id string) error {
+	if m.cfg.Store == nil {
+		return nil
+	}
+	m.mu.Lock()
+	b, err := encodeRecord(m.rollouts[id], m.reqs[id], m.pre[id])
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := m.cfg.Store.PutRollout(id, b); err != nil {
+		return fmt.Errorf("rollout %s: store: %w", id, err)
+	}
+	return nil
+}
+
+// preUpdate returns the batch's hashrates from before its update, reading and storing them the first time.
+func (m *Manager) preUpdate(ctx context.Context, id string, i int, batch []string) map[string]float64 {
+	m.mu.Lock()
+	pre := m.pre[id][i]
+	m.mu.Unlock()
+	if pre != nil {
+		return pre
+	}
+	pre = m.hashrates(ctx, batch, time.Time{})
+	m.update(id, func(*Status) { m.pre[id][i] = pre })
+	return pre
 }
 
 func (m *Manager) finish(id, state, reason string) {
@@ -226,11 +335,15 @@ func (m *Manager) finish(id, state, reason string) {
 	m.log.Info("rollout ended", slog.String("rollout", id), slog.String("state", state), slog.String("reason", reason))
 }
 
-// run updates the batches in order and stops at the first that fails its gate.
-func (m *Manager) run(id string, req Request) {
+// run updates the batches in order, from batch from, and stops at the first that fails its gate.
+func (m *Manager) run(id string, req Request, from int) {
 	st, _ := m.Get(id)
-	for i, b := range st.Batches {
-		gate, err := m.runBatch(id, i, b.MinerIDs, req)
+	for i := from; i < len(st.Batches); i++ {
+		gate, err := m.runBatch(id, i, st.Batches[i].MinerIDs, req)
+		if errors.Is(err, ErrStopped) && m.cfg.Store != nil {
+			m.log.Info("rollout paused: the server is stopping; the next start resumes it", slog.String("rollout", id), slog.Int("batch", i))
+			return
+		}
 		if err != nil {
 			m.update(id, func(st *Status) { st.Batches[i].State, st.Batches[i].EndedAt = BatchFailed, m.clk.Now() })
 			m.finish(id, StateFailed, fmt.Sprintf("batch %d: %v", i, err))
@@ -251,8 +364,13 @@ func (m *Manager) run(id string, req Request) {
 
 func (m *Manager) runBatch(id string, i int, batch []string, req Request) (GateResult, error) {
 	ctx := m.ctx
-	pre := m.hashrates(ctx, batch, time.Time{})
-	m.update(id, func(st *Status) { st.Batches[i].State, st.Batches[i].StartedAt = BatchUpdating, m.clk.Now() })
+	pre := m.preUpdate(ctx, id, i, batch)
+	m.update(id, func(st *Status) {
+		if st.Batches[i].StartedAt.IsZero() {
+			st.Batches[i].StartedAt = m.clk.Now()
+		}
+		st.Batches[i].State = BatchUpdating
+	})
 	issued, err := m.fleet.IssueCommand(ctx, grains.CommandRequest{MinerIDs: batch, Action: pb.Action_ACTION_FIRMWARE_UPDATE,
 		Firmware: proto.Clone(req.Firmware).(*pb.ArtifactRef), IdempotencyKey: fmt.Sprintf("rollout/%s/%d", id, i), Actor: req.Actor})
 	if err != nil {

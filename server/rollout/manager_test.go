@@ -28,11 +28,13 @@ type twinFleet struct {
 	factor map[string]float64
 	fail   map[string]string
 	issued [][]string
+	byKey  map[string]string // idempotency key → command id: the same key names the same command
+	start  time.Time
 }
 
 func newTwin(clk *clock.Fake, n int, site func(i int) string) *twinFleet {
 	f := &twinFleet{clk: clk, rows: map[string]grains.MinerRow{}, cmds: map[string]*pb.CommandRecord{},
-		factor: map[string]float64{}, fail: map[string]string{}}
+		factor: map[string]float64{}, fail: map[string]string{}, start: clk.Now()}
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("m%02d", i)
 		f.rows[id] = grains.MinerRow{ID: id, State: pb.MinerState_MINER_STATE_MINING, LastSeen: clk.Now(),
@@ -44,7 +46,14 @@ func newTwin(clk *clock.Fake, n int, site func(i int) string) *twinFleet {
 func (f *twinFleet) IssueCommand(_ context.Context, req grains.CommandRequest) (grains.IssuedCommand, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if id, ok := f.byKey[req.IdempotencyKey]; ok && req.IdempotencyKey != "" {
+		return grains.IssuedCommand{CommandID: id}, nil
+	}
 	id := fmt.Sprintf("c%d", len(f.cmds))
+	if f.byKey == nil {
+		f.byKey = map[string]string{}
+	}
+	f.byKey[req.IdempotencyKey] = id
 	rec := &pb.CommandRecord{CommandId: id, Spec: &pb.CommandSpec{Action: req.Action, Firmware: req.Firmware},
 		Status: pb.ResultCode_RESULT_CODE_SUCCEEDED, Results: map[string]*pb.MinerResult{}}
 	for _, m := range req.MinerIDs {
@@ -73,10 +82,22 @@ func (f *twinFleet) Command(_ context.Context, id string) (*pb.CommandRecord, er
 	return f.cmds[id], nil
 }
 
+// Miner answers the miner's row; an updated miner keeps reporting, so its sample is never older than now.
 func (f *twinFleet) Miner(_ context.Context, id string) (grains.MinerRow, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.rows[id], nil
+	row := f.rows[id]
+	if row.LastSeen.After(f.start) {
+		row.LastSeen = maxTime(row.LastSeen, f.clk.Now())
+	}
+	return row, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func (f *twinFleet) ListMiners(_ context.Context, q grains.MinerQuery) (grains.MinerPage, error) {
@@ -105,6 +126,12 @@ func startManager(t *testing.T, f *twinFleet) *Manager {
 // drive advances the fake clock until the rollout is no longer running.
 func drive(t *testing.T, m *Manager, clk *clock.Fake, id string) Status {
 	t.Helper()
+	return driveStep(t, m, clk, id, 100*time.Millisecond)
+}
+
+// driveStep is drive with fake time advancing step at a time.
+func driveStep(t *testing.T, m *Manager, clk *clock.Fake, id string, step time.Duration) Status {
+	t.Helper()
 	for i := 0; i < 10000; i++ {
 		st, err := m.Get(id)
 		if err != nil {
@@ -113,7 +140,7 @@ func drive(t *testing.T, m *Manager, clk *clock.Fake, id string) Status {
 		if st.State != StateRunning {
 			return st
 		}
-		clk.Advance(100 * time.Millisecond)
+		clk.Advance(step)
 		time.Sleep(time.Millisecond)
 	}
 	t.Fatal("rollout never ended")

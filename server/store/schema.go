@@ -44,6 +44,8 @@ func Schema() inspect.Schema {
 			{Name: "warm-standby-pair", Prefix: pWPair, Type: "JSON (PairRecord: members, devices, sealed pair keys, holder history)",
 				Decode: inspect.JSONStruct},
 			{Name: "site-policy", Prefix: pSitePolicy, Message: &pb.SitePolicy{}},
+			{Name: "rollout", Prefix: pRollout, Type: "JSON (rollout record: status, firmware, pre-update hashrates)",
+				Decode: inspect.JSONStruct},
 			{Name: "curtail-status", Prefix: pCurtailStat, Message: &pb.CurtailStatus{}},
 			// The credential vault (server/credentials) shares this Badger under "cred/": ciphertext and
 			// workflow state only.
