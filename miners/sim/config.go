@@ -36,7 +36,16 @@ type Config struct {
 	// IDPrefix prefixes miner ids, which are IDPrefix followed by the miner's index from 0: stable across
 	// runs. Default "sim-".
 	IDPrefix string
+	// Software is the miner software the API announces in version and stats: SoftwareBMMiner (stock
+	// Antminer firmware, the default) or SoftwareBOSminer (Braiins OS, whose bosminer serves this API).
+	Software string
 }
+
+// Miner software a simulated API announces (Config.Software).
+const (
+	SoftwareBMMiner  = "bmminer"
+	SoftwareBOSminer = "bosminer"
+)
 
 // Defaults; see Config.
 const (
@@ -105,6 +114,9 @@ func (c Config) Validate() error {
 	}
 	if c.SlowDelay < 0 {
 		errs = append(errs, fmt.Errorf("sim: SlowDelay must not be negative, got %v", c.SlowDelay))
+	}
+	if c.Software != "" && c.Software != SoftwareBMMiner && c.Software != SoftwareBOSminer {
+		errs = append(errs, fmt.Errorf("sim: Software %q is neither %q nor %q", c.Software, SoftwareBMMiner, SoftwareBOSminer))
 	}
 	if c.PerMinerIP {
 		if _, err := minerIPs(c.withDefaults()); err != nil {

@@ -34,6 +34,7 @@ const (
 	sharesPerTHs = 0.002
 	rejectRatio  = 0.002
 	bmminerVer   = "4.11.1"
+	bosminerVer  = "bosminer-plus-tuner 0.9.0-4e2ff1b2"
 	minerVer     = "uart_trans.1.3"
 )
 

@@ -63,7 +63,11 @@ func (m *Miner) summary(b []byte, now time.Time, r *reading) []byte {
 }
 
 func (m *Miner) versionFields(b []byte) []byte {
-	b = kstr(b, "BMMiner", bmminerVer)
+	if m.fleet.cfg.Software == SoftwareBOSminer {
+		b = kstr(b, "BOSminer", bosminerVer)
+	} else {
+		b = kstr(b, "BMMiner", bmminerVer)
+	}
 	b = kstr(b, "Miner", minerVer)
 	b = kstr(b, "CompileTime", m.firmwareLocked())
 	return kstr(b, "Type", m.model.name)

@@ -21,8 +21,9 @@
 // of its web CGI whose realm names an Antminer, and with credentials by get_system_info.cgi (model, serial,
 // MAC); a CGMiner API by its version+stats reply (model from Type, firmware from CompileTime); a Whatsminer
 // (btminer API v2) on the same port by its string STATUS refusal of that request, then its clear-text
-// get_version, devdetails and get_miner_info (probe_whatsminer.go). Braiins OS answers the CGMiner probe and
-// is found as a CGMINER device (its gRPC API is not probed). The MinerId is
+// get_version, devdetails and get_miner_info (probe_whatsminer.go); Braiins OS by bosminer naming itself
+// (BOSminer or BOSer) in that reply, found as a BRAIINS device addressed at its CGMiner API, whose driver
+// reaches the gRPC API on the same host (the gRPC API itself is not probed). The MinerId is
 // derived from the MAC, else the serial, else the address (MinerID).
 //
 // Hostile input (architecture, security point 7): every read is bounded (Config.MaxReplyBytes, 16 KiB of

@@ -93,6 +93,7 @@ type cgEvidence struct {
 	ok                      bool // answered as a CGMiner API (or, with wm, btminer's API v2)
 	model, firmware, serial string
 	wm                      bool   // a Whatsminer (btminer API v2)
+	bos                     bool   // Braiins OS: bosminer serves the CGMiner API
 	mac                     string // reported by a Whatsminer
 	err                     error  // when !ok: errSilent, ErrNotMiner or ErrHostile, wrapped
 }
@@ -178,6 +179,13 @@ func decide(addr netip.Addr, req *Request, ports Ports, cgs []cgEvidence, webs [
 		problems(-1)
 		return finish(d, &webInfo{firmware: api.firmware}, notes), nil
 	}
+	if api != nil && api.bos && req.wants(pb.Protocol_PROTOCOL_BRAIINS) {
+		// Address is the CGMiner API it answered on; the driver reaches the gRPC API on the same host's
+		// public API port (WebAddress left empty).
+		d := &pb.Device{Protocol: pb.Protocol_PROTOCOL_BRAIINS, Address: hostPort(api.port), Model: api.model, Serial: api.serial}
+		problems(-1)
+		return finish(d, &webInfo{firmware: api.firmware}, notes), nil
+	}
 	if api != nil && !api.wm && req.wants(pb.Protocol_PROTOCOL_CGMINER) {
 		d := &pb.Device{Protocol: pb.Protocol_PROTOCOL_CGMINER, Address: hostPort(api.port), Model: api.model, Serial: api.serial}
 		problems(-1)
@@ -190,6 +198,9 @@ func decide(addr netip.Addr, req *Request, ports Ports, cgs []cgEvidence, webs [
 		if c.ok && c.wm {
 			errs = append(errs, TargetError{Addr: addr, Port: c.port, Probe: "cgminer",
 				Err: fmt.Errorf("a Whatsminer API (%s), but WHATSMINER was not asked for: %w", describeModel(c.model), ErrNotMiner)})
+		} else if c.ok && c.bos {
+			errs = append(errs, TargetError{Addr: addr, Port: c.port, Probe: "cgminer",
+				Err: fmt.Errorf("a Braiins OS miner (%s), but neither BRAIINS nor CGMINER was asked for: %w", describeModel(c.model), ErrNotMiner)})
 		} else if c.ok {
 			errs = append(errs, TargetError{Addr: addr, Port: c.port, Probe: "cgminer",
 				Err: fmt.Errorf("a CGMiner API (%s), but CGMINER was not asked for: %w", describeModel(c.model), ErrNotMiner)})

@@ -48,6 +48,7 @@ func (r *run) probeCGMiner(ctx context.Context, addr netip.Addr, port int) cgEvi
 	}
 	ev.ok = true
 	ev.model, ev.firmware, ev.serial = cgIdentity(version, stats)
+	ev.bos = braiinsOS(version, stats)
 	return ev
 }
 
@@ -187,6 +188,16 @@ func cgIdentity(version, stats map[string]any) (model, firmware, serial string) 
 		}
 	}
 	return model, firmware, serial
+}
+
+// braiinsOS reports whether the API is Braiins OS's: bosminer (or BOSer) names itself in VERSION or STATS.
+func braiinsOS(version, stats map[string]any) bool {
+	for _, e := range append(objects(get(version, "VERSION")), objects(get(stats, "STATS"))...) {
+		if str(get(e, "BOSminer", "BOSer")) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // get returns the first of names present in m, matching keys case-insensitively (firmware varies).

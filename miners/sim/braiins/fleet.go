@@ -30,7 +30,7 @@ func Start(cfg Config) (*Fleet, error) {
 	cfg = cfg.withDefaults()
 	state, err := stateside.Start("braiins sim", sim.Config{Count: cfg.Count, Host: cfg.Host, Seed: cfg.Seed, Clock: cfg.Clock,
 		RebootDuration: cfg.RebootDuration, IDPrefix: cfg.IDPrefix, PerMinerIP: cfg.PerMinerIP, BaseIP: cfg.BaseIP,
-		Port: cfg.APIPort})
+		Port: cfg.APIPort, Software: sim.SoftwareBOSminer})
 	if err != nil {
 		return nil, fmt.Errorf("braiins sim: start the CGMiner side: %w", err)
 	}
