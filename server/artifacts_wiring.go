@@ -11,6 +11,7 @@ import (
 	"github.com/hashfleet/hashfleet/server/gateway"
 	"github.com/hashfleet/hashfleet/server/grains"
 	"github.com/hashfleet/hashfleet/server/rollout"
+	"github.com/hashfleet/hashfleet/server/store"
 )
 
 // newArtifacts opens the artifact store in ArtifactsDir (default DataDir/artifacts) and the gateway's
@@ -38,6 +39,37 @@ func newArtifacts(cfg Config, gw *gateway.Gateway, fleet *grains.Fleet) (*artifa
 		return commandAsksUpload(ctx, fleet, node, command)
 	}
 	return artifacts.NewService(acfg, st)
+}
+
+// newArtifactSweeper runs the artifact store's retention (nil without a store): what an active command or a
+// running rollout names is in use.
+func newArtifactSweeper(cfg Config, svc *artifacts.Service, st store.Store, ro *rollout.Manager) (*artifacts.Sweeper, error) {
+	if svc == nil {
+		return nil, nil
+	}
+	p := artifacts.DefaultSweepPolicy()
+	if cfg.ArtifactRetention != 0 {
+		p.BlobAge = cfg.ArtifactRetention
+	}
+	p.MaxBytes = cfg.MaxArtifactStoreBytes
+	w, err := artifacts.NewSweeper(artifacts.SweeperConfig{Policy: p, Clock: cfg.Clock, Logger: cfg.Logger,
+		InUse: func() (map[string]bool, error) {
+			used := ro.RunningArtifacts()
+			active, err := st.ActiveCommands()
+			if err != nil {
+				return nil, err
+			}
+			for _, c := range active {
+				if sha := c.GetSpec().GetFirmware().GetSha256(); sha != "" {
+					used[sha] = true
+				}
+			}
+			return used, nil
+		}}, svc.Store())
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	return w, nil
 }
 
 // commandAsksUpload allows a put bound to a download_logs command issued to node.

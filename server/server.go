@@ -75,6 +75,12 @@ type Config struct {
 	RolloutPollInterval time.Duration
 	// MaxArtifactBytes bounds one artifact (firmware image, log bundle). 0: artifacts.DefaultMaxSize (512 MiB).
 	MaxArtifactBytes int64
+	// ArtifactRetention: an artifact not used (uploaded or fetched) for this long is deleted by the hourly
+	// sweep, unless a command or rollout still running needs it. 0: 90 days; negative: kept forever.
+	ArtifactRetention time.Duration
+	// MaxArtifactStoreBytes caps the artifact store; beyond it the least recently used artifacts not in use go.
+	// 0: no cap.
+	MaxArtifactStoreBytes int64
 	// DrainReconnectAfter is what the shutdown goaway tells nodes to wait before reconnecting. Default 2s.
 	DrainReconnectAfter time.Duration
 	// OrgID names the single org this server runs. Default "default".
@@ -225,6 +231,7 @@ type Server struct {
 	fleet     *grains.Fleet
 	gw        *gateway.Gateway
 	artifacts *artifacts.Service // nil without a DataDir
+	sweeper   *artifacts.Sweeper // the artifact store's retention; nil without a store
 	rollouts  *rollout.Manager
 	api       *api.API
 	handler   http.Handler
@@ -349,6 +356,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	acfg.Rollouts = s.rollouts
+	if s.sweeper, err = newArtifactSweeper(cfg, s.artifacts, s.store, s.rollouts); err != nil {
+		s.closeEarly()
+		return nil, err
+	}
 	if !cfg.Combined {
 		acfg.Pairs = s.fleet
 	}
@@ -400,6 +411,9 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.rollouts.Resume(); err != nil {
 		s.log.Error("stored rollouts not resumed", slog.Any("error", err))
 	}
+	if s.sweeper != nil {
+		s.sweeper.Start()
+	}
 	s.started = true
 	s.log.Info("server started", slog.String("data_dir", s.cfg.DataDir), slog.Bool("combined", s.cfg.Combined),
 		slog.Bool("debug_inject", s.cfg.DebugInject))
@@ -420,6 +434,9 @@ func (s *Server) Stop(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	s.rollouts.Stop()
+	if s.sweeper != nil {
+		s.sweeper.Stop()
+	}
 	if err := s.fleet.Stop(ctx); err != nil {
 		errs = append(errs, err)
 	}

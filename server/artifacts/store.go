@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // DefaultMaxSize bounds one artifact: 512 MiB, room for any miner firmware image seen in the field.
@@ -124,6 +125,7 @@ func (s *Store) Open(sha string) (*os.File, Meta, error) {
 	if err != nil {
 		return nil, Meta{}, fmt.Errorf("artifacts: open %s: %w", sha, err)
 	}
+	s.touch(sha, time.Now()) // used: the retention sweep keeps it (file times are wall-clock by nature)
 	return f, m, nil
 }
 

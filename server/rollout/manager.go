@@ -439,3 +439,17 @@ func (m *Manager) sleep(ctx context.Context, d time.Duration) error {
 		return fmt.Errorf("%w: %w", ErrStopped, ctx.Err())
 	}
 }
+
+// RunningArtifacts returns the sha256 of the firmware every running rollout installs (the artifact store's
+// sweep keeps them).
+func (m *Manager) RunningArtifacts() map[string]bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]bool{}
+	for _, st := range m.rollouts {
+		if st.State == StateRunning {
+			out[st.Artifact] = true
+		}
+	}
+	return out
+}
