@@ -39,13 +39,22 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	d := DefaultConfig()
+	if cfg.CacheAge == 0 {
+		cfg.CacheAge = d.CacheAge // never "remove every download at once"
+	}
+	if cfg.PartialAge == 0 {
+		cfg.PartialAge = d.PartialAge
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, "partial"), 0o700); err != nil {
 		return nil, fmt.Errorf("artifacts: create %s: %w", cfg.Dir, err)
 	}
-	return &Client{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxConcurrent), files: map[string]chan struct{}{}}, nil
+	c := &Client{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxConcurrent), files: map[string]chan struct{}{}}
+	c.sweepCache()
+	return c, nil
 }
 
 func (c *Client) acquire(ctx context.Context) error {
@@ -165,12 +174,14 @@ func (c *Client) Download(ctx context.Context, command string, ref *pb.ArtifactR
 	if size < 0 || size > c.cfg.MaxSize {
 		return "", fmt.Errorf("%w: %d bytes, the node's limit is %d", ErrTooLarge, size, c.cfg.MaxSize)
 	}
+	c.sweepCache()
 	unlock, err := c.lockFile(ctx, sha)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
 	if fi, err := os.Stat(c.Path(sha)); err == nil && fi.Size() == size {
+		c.markUsed(sha)
 		return c.Path(sha), nil
 	}
 	if err := c.acquire(ctx); err != nil {
@@ -213,6 +224,7 @@ func (c *Client) Download(ctx context.Context, command string, ref *pb.ArtifactR
 	if err := os.Rename(part, c.Path(sha)); err != nil {
 		return "", fmt.Errorf("artifacts: %w", err)
 	}
+	c.markUsed(sha)
 	return c.Path(sha), nil
 }
 

@@ -32,6 +32,10 @@ type Config struct {
 	Retries int
 	// Backoff is the wait before the first resume; it doubles up to MaxBackoff. Default 200ms, 5s.
 	Backoff, MaxBackoff time.Duration
+	// CacheAge: a download not used for this long is removed (cache.go). Default 7 days; negative keeps them.
+	CacheAge time.Duration
+	// PartialAge: a partial download untouched this long is removed. Default 24h; negative keeps them.
+	PartialAge time.Duration
 	// FreeSpace reports the free bytes of the filesystem holding dir. Default statfs.
 	FreeSpace func(dir string) (uint64, error)
 	// Clock times the backoff. Default the wall clock.
@@ -42,7 +46,8 @@ type Config struct {
 // DefaultConfig returns the documented defaults (NodeID, Dial and Dir are left for the caller).
 func DefaultConfig() Config {
 	return Config{MaxConcurrent: 2, MaxSize: 512 << 20, ReserveBytes: 64 << 20, ChunkSize: 256 << 10, Retries: 8,
-		Backoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second, FreeSpace: freeSpace}
+		Backoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second, FreeSpace: freeSpace,
+		CacheAge: 7 * 24 * time.Hour, PartialAge: 24 * time.Hour}
 }
 
 // Validate checks the configuration.
