@@ -62,13 +62,35 @@ type KeyInfo struct {
 }
 
 // Rotation is the result of OrgKeys.Rotate. Send Payload to every node of the org in a ControlCommand
-// (the node's own node_id, seq, epoch) signed with SignWith(SignerKeyID, ...): the announcement must be
-// signed by the key the nodes already trust, not by the new one.
+// (the node's own node_id, seq, epoch) signed with Rotation.Sign: the announcement must be signed by the
+// key the nodes already trust (SignerKeyID), not by the new one.
 type Rotation struct {
 	NewKeyID     string
 	SignerKeyID  string
 	Announcement *pb.KeyAnnouncement
 	Payload      []byte // serialized pb.CommandPayload{key_announcement}
+	// signer is SignerKeyID's private key, held for Sign. Never serialize a Rotation.
+	signer ed25519.PrivateKey
+}
+
+// Sign signs cmd, which must carry exactly this rotation's Payload, with SignerKeyID (setting cmd.KeyId),
+// whatever became of that key after the rotation. The commands carrying an announcement are made (each
+// node's seq allocated) after Rotate returns, and by then the old key may already be revoked or past its
+// overlap; refusing to sign then would lose the announcement while the revocation or the new key's
+// commands, queued after it, still go out, and the node could never trust the new key. Each node takes the
+// announcement in seq order, before anything queued after the rotation.
+func (r *Rotation) Sign(cmd *pb.ControlCommand) error {
+	switch {
+	case cmd == nil:
+		return fmt.Errorf("sign the announcement of key %q: nil command: %w", r.NewKeyID, ErrMalformedCommand)
+	case len(r.signer) != ed25519.PrivateKeySize:
+		return fmt.Errorf("sign the announcement of key %q: the rotation holds no signing key: %w", r.NewKeyID, ErrUnknownKey)
+	case !bytes.Equal(cmd.GetPayload(), r.Payload):
+		return fmt.Errorf("sign the announcement of key %q: command seq %d carries another payload: %w", r.NewKeyID,
+			cmd.GetMonotonicSeq(), ErrPayloadMismatch)
+	}
+	cmd.KeyId = r.SignerKeyID
+	return Sign(r.signer, cmd)
 }
 
 // Revocation is the result of OrgKeys.Revoke. Send Payload to every node of the org in a ControlCommand
@@ -296,6 +318,7 @@ func (o *OrgKeys) Rotate(now time.Time, overlap time.Duration) (*Rotation, error
 		SignerKeyID:  cur.pub.GetKeyId(),
 		Announcement: proto.Clone(ann).(*pb.KeyAnnouncement),
 		Payload:      payload,
+		signer:       cur.priv,
 	}, nil
 }
 

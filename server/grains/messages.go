@@ -116,11 +116,12 @@ type enqueueCommand struct {
 	spec      *pb.CommandSpec
 	issuedAt  time.Time
 	// keys, when set, is a key-management payload (a serialized CommandPayload with a KeyAnnouncement or
-	// KeyRevocation) sent instead of miner_ids/spec; signWith names the key that must sign it ("" = active).
-	// Key commands are not operator commands: the CommandTracker does not track them and they stay queued
-	// until the node answers, however long it is away.
-	keys     []byte
-	signWith string
+	// KeyRevocation) sent instead of miner_ids/spec; sign, when set, signs it instead of the active key (a
+	// rotation's announcement: signing.Rotation.Sign, by the key the nodes trust, even once that key is
+	// revoked or retired). Key commands are not operator commands: the CommandTracker does not track them
+	// and they stay queued until the node answers, however long it is away.
+	keys []byte
+	sign func(*pb.ControlCommand) error
 	// pair, when set, is the warm-standby pair whose devices minerIDs are (only); the command is for the
 	// pair's holder and carries epoch as its lease_epoch.
 	pair  string

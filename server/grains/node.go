@@ -296,12 +296,10 @@ func (n *Node) onEnqueue(ctx actor.Context, m *enqueueCommand) {
 		if m.stamped {
 			cmd.LocalWatermark = m.watermark
 		}
-		if s := n.cfg.Signer; s != nil {
-			if m.signWith != "" {
-				err = s.SignWith(m.signWith, cmd)
-			} else {
-				err = s.Sign(cmd)
-			}
+		if m.sign != nil {
+			err = m.sign(cmd)
+		} else if s := n.cfg.Signer; s != nil {
+			err = s.Sign(cmd)
 		}
 		if err == nil {
 			err = n.cfg.Store.Enqueue(n.id, cmd)
@@ -339,18 +337,13 @@ func (n *Node) send(ctx actor.Context, q *queued) {
 		return
 	}
 	cmd := q.cmd
-	if epoch := n.hello.GetLeaseEpoch(); q.pair == "" && cmd.GetLeaseEpoch() != epoch {
+	// Key commands go as signed: the gate does not check their epoch, and an announcement's signer may be
+	// revoked or retired by now, so signing it again could only lose it.
+	if epoch := n.hello.GetLeaseEpoch(); q.pair == "" && !q.key && cmd.GetLeaseEpoch() != epoch {
 		c := proto.Clone(cmd).(*pb.ControlCommand)
 		c.LeaseEpoch = epoch
 		if s := n.cfg.Signer; s != nil {
-			var err error
-			if q.key {
-				// An announcement must stay signed by the key it was signed with (the one nodes trust).
-				err = s.SignWith(cmd.GetKeyId(), c)
-			} else {
-				err = s.Sign(c)
-			}
-			if err != nil {
+			if err := s.Sign(c); err != nil {
 				n.log.Error("re-sign command for the new lease epoch", slog.String("command", c.GetCommandId()), slog.Any("err", err))
 				return
 			}

@@ -15,7 +15,9 @@ import (
 
 // KeyIssuer changes the org's command-issuance keys (server/keys.Manager). The Org actor calls it, so a
 // rotation's announcement is queued to every node before any command signed with the new key: both go
-// through the Org's mailbox, in order.
+// through the Org's mailbox, in order. Each Node actor signs its announcement later, when it allocates the
+// seq, with the Rotation's own signer: by then the old key may be revoked (a revocation right after the
+// rotation) or past its overlap, and the announcement must still go out ahead of what follows it.
 type KeyIssuer interface {
 	Rotate(now time.Time, overlap time.Duration) (*signing.Rotation, error)
 	Revoke(keyID string, now time.Time) (*signing.Revocation, error)
@@ -65,7 +67,7 @@ func (o *Org) onRotate(ctx actor.Context, m *rotateKeys) {
 	nodes := o.keyNodes(m.nodes)
 	for _, n := range nodes {
 		ctx.Send(o.node(ctx, n), &enqueueCommand{commandID: newCommandID(now), actor: "system:key-rotation",
-			issuedAt: now, keys: rot.Payload, signWith: rot.SignerKeyID})
+			issuedAt: now, keys: rot.Payload, sign: rot.Sign})
 	}
 	o.log.Info("key rotation announced to nodes", slog.String("new_key", rot.NewKeyID), slog.Int("nodes", len(nodes)))
 	ctx.Respond(KeyChange{KeyID: rot.NewKeyID, SignerKeyID: rot.SignerKeyID,

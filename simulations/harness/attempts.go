@@ -34,6 +34,8 @@ type attacker struct {
 	// revoked-key attempts fall back to forged ones.
 	revokedID string
 	revoked   ed25519.PrivateKey
+	// progress, when set, receives a line when the key rotation set-up was slow.
+	progress func(format string, a ...any)
 }
 
 func newAttacker(c *cloud, sites []*site, every time.Duration, seed int64) *attacker {
@@ -205,7 +207,12 @@ func (a *attacker) revokeOldKey(ctx context.Context, nodes []*siteNode) error {
 	if _, err := a.c.do(ctx, "POST", "/api/v1/keys/"+url.PathEscape(old.Key.GetKeyId())+"/revoke", nil, nil); err != nil {
 		return err
 	}
-	err := waitUntil(ctx, 45*time.Second, "every node to take the key rotation and revocation", func() bool {
+	newKey := ""
+	if recs := srv.Server.Keys().Export(); len(recs) > 0 {
+		newKey = recs[len(recs)-1].Key.GetKeyId()
+	}
+	began := time.Now()
+	err := waitUntil(ctx, keyWait, "every node to take the key rotation and revocation", func() bool {
 		for n, m := range marks {
 			p := n.process()
 			if p == nil {
@@ -221,7 +228,10 @@ func (a *attacker) revokeOldKey(ctx context.Context, nodes []*siteNode) error {
 		return true
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("%w:%s", err, a.keyWaitReport(ctx, marks, newKey, old.Key.GetKeyId()))
+	}
+	if took := time.Since(began); took > keyWaitSlow && a.progress != nil {
+		a.progress("  key rotation set-up took %s", took.Round(time.Millisecond))
 	}
 	a.mu.Lock()
 	a.revokedID, a.revoked = old.Key.GetKeyId(), ed25519.NewKeyFromSeed(old.PrivateSeed)

@@ -75,6 +75,7 @@ func RunTrial(ctx context.Context, cfg Config, index int) (report.Trial, error) 
 	t.progress("trial %s #%d seed %d: site up after %s; schedule %s (%d faults)", cfg.Scenario, index, cfg.Seed,
 		time.Since(began).Round(time.Millisecond), sched.Digest(), len(sched.Faults))
 	t.att = newAttacker(t.cloud, t.sites, cfg.AttemptInterval, cfg.Seed)
+	t.att.progress = t.progress
 	if cfg.AttemptInterval > 0 {
 		if err := t.att.revokeOldKey(ctx, t.nodes()); err != nil {
 			return out, fmt.Errorf("revoke a command key before the schedule: %w", err)
