@@ -1,7 +1,6 @@
 package pgstore
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -26,25 +25,11 @@ func dayStart(t time.Time) time.Time {
 }
 
 // EnsureHistoryPartitions creates the daily partitions from the day of from through
-// Config.HistoryPartitionsAhead days after now. Idempotent; safe to run from every member.
+// Config.HistoryPartitionsAhead days after now. Idempotent; safe to run from every member at once
+// (retention.go).
 func (s *Store) EnsureHistoryPartitions(from, now time.Time) error {
-	end := dayStart(now).AddDate(0, 0, s.cfg.HistoryPartitionsAhead)
-	for d := dayStart(from); !d.After(end); d = d.AddDate(0, 0, 1) {
-		q := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF telemetry_history FOR VALUES FROM ('%s') TO ('%s')`,
-			partitionName(d), d.Format(time.RFC3339), d.AddDate(0, 0, 1).Format(time.RFC3339))
-		err := s.tx(func(ctx context.Context, tx pgx.Tx) error {
-			// Members creating the same partition at once serialize here instead of failing.
-			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock+1)); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, q)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("history partition %s: %w", partitionName(d), err)
-		}
-	}
-	return nil
+	_, err := s.CreateHistoryPartitions(from, dayStart(now).AddDate(0, 0, s.cfg.HistoryPartitionsAhead))
+	return err
 }
 
 // AppendHistory writes samples to the history (one transaction). node names the reporting node.
@@ -96,7 +81,8 @@ func (s *Store) HistoryPartitions() ([]string, error) {
 }
 
 // ApplyRetention drops the daily partitions that end at or before now-keep, and deletes default-partition
-// rows older than that. It returns the partitions dropped.
+// rows older than that. It returns the partitions this call dropped (one another member dropped first is
+// not an error and not listed).
 func (s *Store) ApplyRetention(now time.Time, keep time.Duration) ([]string, error) {
 	if keep <= 0 {
 		return nil, fmt.Errorf("history retention %s must be positive", keep)
@@ -115,14 +101,13 @@ func (s *Store) ApplyRetention(now time.Time, keep time.Duration) ([]string, err
 		if day.AddDate(0, 0, 1).After(cut) {
 			continue
 		}
-		err = s.tx(func(ctx context.Context, tx pgx.Tx) error {
-			_, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+pgx.Identifier{p}.Sanitize())
-			return err
-		})
+		gone, err := s.dropHistoryPartition(p)
 		if err != nil {
 			return dropped, fmt.Errorf("drop history partition %s: %w", p, err)
 		}
-		dropped = append(dropped, p)
+		if gone {
+			dropped = append(dropped, p)
+		}
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()

@@ -38,7 +38,7 @@ func open(t *testing.T, dsn string) *pgstore.Store {
 
 func stores(t *testing.T, dsn string) storetest.Stores {
 	s := open(t, dsn)
-	return storetest.Stores{Store: s, Pairs: s, Lease: s, Records: s, Reopen: func(t *testing.T) storetest.Stores {
+	return storetest.Stores{Store: s, Pairs: s, Sites: s, Lease: s, Records: s, Reopen: func(t *testing.T) storetest.Stores {
 		_ = s.Close()
 		return stores(t, dsn)
 	}}

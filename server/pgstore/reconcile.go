@@ -2,7 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -12,10 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-var (
-	_ store.Reconciliation = (*Store)(nil)
-	_ store.PairStore      = (*Store)(nil)
-)
+var _ store.Reconciliation = (*Store)(nil)
 
 // ApplyLocalCommands implements store.Reconciliation: one transaction; the watermark row is locked first so
 // two members applying one node's backfill serialize.
@@ -198,66 +194,4 @@ func (s *Store) ResolveConflict(id string, fn func(*pb.Conflict) error) (*pb.Con
 		return out, fmt.Errorf("resolve conflict %s: %w", id, err)
 	}
 	return out, nil
-}
-
-// PutPair implements store.PairStore.
-func (s *Store) PutPair(rec *store.PairRecord) error {
-	if rec == nil {
-		return fmt.Errorf("put pair: nil record: %w", store.ErrInvalidKey)
-	}
-	if err := store.ValidNodeID(rec.ID); err != nil {
-		return fmt.Errorf("put pair: %w", err)
-	}
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("put pair %s: %w", rec.ID, err)
-	}
-	ctx, cancel := s.ctx()
-	defer cancel()
-	if _, err := s.pool.Exec(ctx, `INSERT INTO pairs (pair_id, org_id, record) VALUES ($1, $2, $3)
-		ON CONFLICT (pair_id) DO UPDATE SET org_id = EXCLUDED.org_id, record = EXCLUDED.record`, rec.ID, rec.OrgID, b); err != nil {
-		return fmt.Errorf("put pair %s: %w", rec.ID, err)
-	}
-	return nil
-}
-
-// DeletePair implements store.PairStore.
-func (s *Store) DeletePair(id string) error {
-	if err := store.ValidNodeID(id); err != nil {
-		return fmt.Errorf("delete pair: %w", err)
-	}
-	ctx, cancel := s.ctx()
-	defer cancel()
-	tag, err := s.pool.Exec(ctx, `DELETE FROM pairs WHERE pair_id = $1`, id)
-	if err != nil {
-		return fmt.Errorf("delete pair %s: %w", id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("delete pair %s: pair %s: %w", id, id, store.ErrNotFound)
-	}
-	return nil
-}
-
-// Pairs implements store.PairStore.
-func (s *Store) Pairs() ([]*store.PairRecord, error) {
-	ctx, cancel := s.ctx()
-	defer cancel()
-	rows, err := s.pool.Query(ctx, `SELECT record FROM pairs ORDER BY pair_id`)
-	if err != nil {
-		return nil, fmt.Errorf("pairs: %w", err)
-	}
-	defer rows.Close()
-	var out []*store.PairRecord
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			return nil, fmt.Errorf("pairs: %w", err)
-		}
-		var r store.PairRecord
-		if err := json.Unmarshal(b, &r); err != nil {
-			return nil, fmt.Errorf("pair record: %w", err)
-		}
-		out = append(out, &r)
-	}
-	return out, rows.Err()
 }

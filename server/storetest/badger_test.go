@@ -27,7 +27,7 @@ func openBadger(t *testing.T, dir string) storetest.Stores {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return storetest.Stores{Store: st, Pairs: st, Lease: ls, Records: st, Reopen: func(t *testing.T) storetest.Stores {
+	return storetest.Stores{Store: st, Pairs: st, Sites: st, Lease: ls, Records: st, Reopen: func(t *testing.T) storetest.Stores {
 		closed = true
 		if err := st.Close(); err != nil {
 			t.Fatal(err)

@@ -6,6 +6,7 @@
 //	func TestPostgresSuite(t *testing.T) { storetest.Run(t, storetest.Suite{Open: openPostgres}) }
 //
 // It covers server/store.Store (registry, telemetry, marks, commands, node queues and seq counters, audit,
-// commissioning, reconciliation), server/store.PairStore and server/lease.Store (compare-and-set, including
+// commissioning, reconciliation), server/store.PairStore (a node or device in one pair only, including many
+// declarations of one device racing), server/store.Sites, server/lease.Store (compare-and-set, including
 // many goroutines racing on one version), hostile ids, and durability across a reopen.
 package storetest

@@ -22,6 +22,8 @@ type Stores struct {
 	Store store.Store
 	// Pairs is the pair-declaration store (nil: those tests are skipped).
 	Pairs store.PairStore
+	// Sites keeps site policies and curtailment statuses (nil: those tests are skipped).
+	Sites store.Sites
 	// Lease is the lease store. Required.
 	Lease lease.Store
 	// Records are enrollment records and security events (nil: those tests are skipped).
@@ -61,6 +63,10 @@ func Run(t *testing.T, s Suite) {
 		{"Commissioning", testCommissioning},
 		{"Reconciliation", testReconciliation},
 		{"Pairs", testPairs},
+		{"PairClaims", testPairClaims},
+		{"PairHostile", testPairHostile},
+		{"PairConcurrentClaim", testPairConcurrentClaim},
+		{"Sites", testSites},
 		{"NodeRecords", testNodeRecords},
 		{"HostileIDs", testHostileIDs},
 		{"LeaseCAS", testLeaseCAS},
