@@ -289,7 +289,11 @@ func RunServer(ctx context.Context, o ServerOptions, out io.Writer) error {
 	}
 	var cm *ClusterMember
 	if o.Cluster != nil {
-		if cm, err = StartClusterMember(ctx, *o.Cluster, token, o.Logger); err != nil {
+		co := *o.Cluster
+		if co.Registry == nil && o.Registry != nil { // a nil *Registry in the interface would be non-nil
+			co.Registry = o.Registry
+		}
+		if cm, err = StartClusterMember(ctx, co, token, o.Logger); err != nil {
 			_ = p.Stop(context.Background())
 			return err
 		}

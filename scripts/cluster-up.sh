@@ -20,8 +20,11 @@ chmod 755 "$WORK"
 PIDS=()
 cleanup() {
   local code=$?
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Newest first: the members leave etcd gracefully while etcd and Postgres still run.
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    kill "${PIDS[$i]}" 2>/dev/null || true
+    wait "${PIDS[$i]}" 2>/dev/null || true
+  done
   if [ "$code" -ne 0 ]; then
     echo "cluster-up: logs:" >&2
     for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -n 30 "$f" >&2; }; done
@@ -74,10 +77,12 @@ sleep 1
 DSN="postgres://hashfleet@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
 
 TOKEN=cluster-up-admin-token-0123456789
+# One key-encryption key for every member: it seals the shared CA, command keys and enrollment secret.
+"$WORK/hashfleet" server cluster-kek --out "$WORK/cluster.kek" >/dev/null
 HTTPS=()
 for i in 1 2 3; do
   api=$(free_port); gw=$(free_port); cl=$(free_port); ch=$(free_port); cg=$(free_port); mt=$(free_port)
-  "$WORK/hashfleet" server --data-dir "$WORK/m$i" --admin-token "$TOKEN" --insecure-loopback \
+  "$WORK/hashfleet" server --data-dir "$WORK/m$i" --admin-token "$TOKEN" --cluster-kek-file "$WORK/cluster.kek" \
     --listen "127.0.0.1:$api" --gateway-listen "127.0.0.1:$gw" --metrics-listen "127.0.0.1:$mt" \
     --cluster-etcd "etcd://127.0.0.1:$ETCD_PORT" --postgres "$DSN" \
     --cluster-listen "127.0.0.1:$cl" --cluster-http "127.0.0.1:$ch" --cluster-gateway-listen "127.0.0.1:$cg" \
@@ -91,6 +96,11 @@ members() { curl -fsS -H "Authorization: Bearer $TOKEN" "http://$1/cluster/v1/me
 three() { [ "$(members "$1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["members"]))')" = 3 ]; }
 for h in "${HTTPS[@]}"; do wait_for "three members seen by $h" three "$h"; done
 say "three members joined"
+
+ca() { curl -fsS -H "Authorization: Bearer $TOKEN" "http://$1/cluster/v1/enrollment/ca" | python3 -c 'import json,sys; print(json.load(sys.stdin)["fingerprint"])'; }
+fps=$(for h in "${HTTPS[@]}"; do ca "$h"; done | sort -u)
+[ "$(echo "$fps" | wc -l)" = 1 ] || fail "members serve different CAs: $fps"
+say "one CA on every member's TLS cluster gateway: $fps"
 
 seqs=()
 for i in 0 1 2; do

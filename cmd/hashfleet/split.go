@@ -11,9 +11,13 @@ import (
 	"github.com/hashfleet/hashfleet/bootstrap"
 	"github.com/hashfleet/hashfleet/node/localui"
 	"github.com/hashfleet/hashfleet/node/uplink"
+	"github.com/hashfleet/hashfleet/server/cloudcluster"
 )
 
 func runServer(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "cluster-kek" {
+		return runServerClusterKEK(args[1:])
+	}
 	fs := newFlags("server", "The cloud server of split mode: operator API and UI, and the TLS gateway nodes dial.")
 	var o bootstrap.ServerOptions
 	fs.StringVar(&o.DataDir, "data-dir", "", "directory for the store, the command keys and the CA (required)")
@@ -21,7 +25,7 @@ func runServer(ctx context.Context, args []string) error {
 	fs.StringVar(&o.GatewayListen, "gateway-listen", bootstrap.DefaultGatewayListen, "address nodes connect to (gRPC over TLS)")
 	fs.StringVar(&o.AdminToken, "admin-token", "", "API bearer token (default: $"+bootstrap.AdminTokenEnv+", else generated and printed)")
 	hosts := fs.String("tls-hosts", "", "comma-separated names and IPs nodes dial the gateway by (default localhost,127.0.0.1,::1)")
-	fs.BoolVar(&o.InsecureLoopback, "insecure-loopback", false, "serve the gateway without TLS (only on a loopback address)")
+	fs.BoolVar(&o.InsecureLoopback, "insecure-loopback", false, "serve the gateway (and a cluster member's gateway) without TLS (only on a loopback address)")
 	fs.BoolVar(&o.GatewayMTLS, "gateway-mtls", false, "require mTLS: every node stream and session needs the client certificate issued at enrollment (enrollment itself does not)")
 	fs.BoolVar(&o.DebugInject, "debug-inject", false, "enable POST /api/v1/nodes/{id}/inject (raw commands on a node's stream; demos and tests only)")
 	fs.StringVar(&o.DebugIngestLog, "debug-ingest-log", "", "append every batch received and ack sent to this file as JSON lines (tests only)")
@@ -31,7 +35,8 @@ func runServer(ctx context.Context, args []string) error {
 	var co bootstrap.ClusterOptions
 	fs.StringVar(&co.Listen, "cluster-listen", "", "this member's cluster remoting host:port (default 127.0.0.1:7600)")
 	fs.StringVar(&co.HTTPListen, "cluster-http", "", "address of the /cluster/v1 endpoints (default 127.0.0.1:7601)")
-	fs.StringVar(&co.GatewayListen, "cluster-gateway-listen", "", "loopback address of the cluster gateway, or \"off\" (default 127.0.0.1:7602)")
+	fs.StringVar(&co.GatewayListen, "cluster-gateway-listen", "", "address of the cluster gateway (TLS from the shared CA; loopback only with --insecure-loopback), or \"off\" (default 127.0.0.1:7602)")
+	fs.StringVar(&co.KEKFile, "cluster-kek-file", "", "the key-encryption key `file` every member is given (0600; make one with: hashfleet server cluster-kek --out FILE): seals the shared CA, command keys and enrollment secret")
 	metrics := bootstrap.MetricsFlags(fs, bootstrap.DefaultMetricsListen)
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -40,6 +45,10 @@ func runServer(ctx context.Context, args []string) error {
 	switch {
 	case *clusterEtcd != "":
 		co.EtcdEndpoints, co.PostgresDSN = bootstrap.ParseEtcdEndpoints(*clusterEtcd), *postgres
+		co.DataDir, co.InsecureLoopback, co.SessionTTL = o.DataDir, o.InsecureLoopback, o.SessionTTL
+		if *hosts != "" {
+			co.TLSHosts = strings.Split(*hosts, ",")
+		}
 		o.Cluster = &co
 	case *postgres != "":
 		return errors.New("--postgres is the shared store of a cluster: give --cluster-etcd too")
@@ -54,6 +63,25 @@ func runServer(ctx context.Context, args []string) error {
 	}
 	o.Logger = log
 	return bootstrap.RunServer(ctx, o, os.Stdout)
+}
+
+// runServerClusterKEK is `hashfleet server cluster-kek --out FILE`: a new key-encryption key for a cluster's
+// members (docs/CLUSTER.md).
+func runServerClusterKEK(args []string) error {
+	fs := newFlags("server cluster-kek", "Make the key-encryption key a cluster's members share (0600 file; never overwrites). Give the same file\nto every member with --cluster-kek-file; keep a copy offline: without it the cluster's sealed secrets are lost.")
+	out := fs.String("out", "", "file to create (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return errors.New("--out is required")
+	}
+	k, err := cloudcluster.WriteKEK(*out)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s (KEK id %s)\n", *out, k.ID())
+	return nil
 }
 
 var nodeCommands = map[string]command{

@@ -23,7 +23,7 @@ func TestStartClusterMember(t *testing.T) {
 	pg := testsvc.SharedPostgres(t)
 	o := bootstrap.ClusterOptions{EtcdEndpoints: []string{etcd.Endpoint}, PostgresDSN: pg.NewDatabase(t),
 		Listen:     fmt.Sprintf("127.0.0.1:%d", testsvc.FreePort(t)),
-		HTTPListen: "127.0.0.1:0", GatewayListen: "127.0.0.1:0"}
+		HTTPListen: "127.0.0.1:0", GatewayListen: "127.0.0.1:0", InsecureLoopback: true}
 	const token = "cluster-member-token-0123456789"
 	cm, err := bootstrap.StartClusterMember(context.Background(), o, token, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -43,9 +43,13 @@ type Config struct {
 	Store NodeStore
 	// LeaseStore persists lease states by compare-and-set. Required.
 	LeaseStore lease.Store
-	// PairMembers returns a pair's two nodes for a Lease grain whose store has no state yet. Nil: the pair
-	// must have been stored before.
+	// PairMembers returns a pair's two nodes for a Lease grain whose store has no state yet. Default: the
+	// declared pair in Store when it offers pairs (PairDirectory, server/pgstore); else nil, and the pair's
+	// lease must have been stored before.
 	PairMembers func(pairID string) ([2]string, error)
+	// Retention schedules the telemetry history's partitions (retention.go) when Store keeps the history
+	// (HistoryMaintainer). Default DefaultRetentionConfig().
+	Retention RetentionConfig
 	// Lease times lease decisions. Default lease.DefaultConfig().
 	Lease lease.Config
 	// RequestTimeout bounds one grain call (including activation on another member). Default 5s.
@@ -59,9 +63,27 @@ type Config struct {
 	// Signer signs every command before it is queued and lists the keys sent in HelloAck (the org's
 	// issuance keys, server/keys). Nil: commands go unsigned (tests of the cluster wiring only).
 	Signer grains.Signer
-	// Clock is business time (command timestamps). Default the wall clock.
+	// Commands is the shared store of org commands (Org and Miner grains). Nil: Store, when it is one
+	// (server/pgstore); otherwise the org command endpoints answer ErrUnavailable.
+	Commands CommandStore
+	// CommandTimeout: a miner with no final result this long after its org command was recorded is marked
+	// TIMEOUT. Default 60s (as server/grains).
+	CommandTimeout time.Duration
+	// MaxCommandMiners bounds the miners one org command may name. Default 10,000 (such a request fits the
+	// 1 MiB body limit of the cluster endpoints).
+	MaxCommandMiners int
+	// CallWorkers is how many grain-to-grain calls (parts to Node grains, results to Miner grains) the
+	// member has in flight at once. Default 8.
+	CallWorkers int
+	// Clock is business time (command timestamps, command deadlines, call backoff). Default the wall clock.
 	Clock  clock.Clock
 	Logger *slog.Logger
+}
+
+// PairDirectory is a store that keeps warm-standby pair declarations (server/pgstore.Store).
+type PairDirectory interface {
+	// PairMembers returns a declared pair's two member nodes.
+	PairMembers(pairID string) ([2]string, error)
 }
 
 // DefaultConfig returns the documented defaults; Port, Store, LeaseStore and the provider's settings must
@@ -69,7 +91,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{ClusterName: "hashfleet", Host: "127.0.0.1", Provider: ProviderEtcd, EtcdKeyPrefix: "/hashfleet/cluster",
 		Lease: lease.DefaultConfig(), RequestTimeout: 5 * time.Second, ReattachBackoff: 200 * time.Millisecond,
-		HeartbeatExpiration: 6 * time.Second}
+		HeartbeatExpiration: 6 * time.Second, Retention: DefaultRetentionConfig(),
+		CommandTimeout: 60 * time.Second, MaxCommandMiners: 10_000, CallWorkers: 8}
 }
 
 func (c Config) withDefaults() Config {
@@ -98,9 +121,22 @@ func (c Config) withDefaults() Config {
 	if c.HeartbeatExpiration == 0 {
 		c.HeartbeatExpiration = d.HeartbeatExpiration
 	}
+	if c.CommandTimeout == 0 {
+		c.CommandTimeout = d.CommandTimeout
+	}
+	if c.MaxCommandMiners == 0 {
+		c.MaxCommandMiners = d.MaxCommandMiners
+	}
+	if c.CallWorkers == 0 {
+		c.CallWorkers = d.CallWorkers
+	}
 	if c.Clock == nil {
 		c.Clock = clock.Real()
 	}
+	if pd, ok := c.Store.(PairDirectory); ok && c.PairMembers == nil {
+		c.PairMembers = pd.PairMembers
+	}
+	c.Retention = c.Retention.withDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -146,8 +182,14 @@ func (c Config) Validate() error {
 	if err := c.Lease.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("%w: %w", ErrConfig, err))
 	}
-	if c.RequestTimeout < 0 || c.ReattachBackoff < 0 || c.HeartbeatExpiration < 0 {
+	if err := c.Retention.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.RequestTimeout < 0 || c.ReattachBackoff < 0 || c.HeartbeatExpiration < 0 || c.CommandTimeout < 0 {
 		errs = append(errs, fmt.Errorf("%w: durations must not be negative", ErrConfig))
+	}
+	if c.MaxCommandMiners < 0 || c.CallWorkers < 0 {
+		errs = append(errs, fmt.Errorf("%w: MaxCommandMiners and CallWorkers must not be negative", ErrConfig))
 	}
 	return errors.Join(errs...)
 }

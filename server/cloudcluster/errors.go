@@ -11,4 +11,12 @@ var (
 	ErrRequest = errors.New("cloud cluster request failed")
 	// ErrInvalid: a malformed request (bad node id, empty command id).
 	ErrInvalid = errors.New("invalid cluster request")
+	// ErrUnknownMiners: a command names miners that are not registered to a node of the org.
+	ErrUnknownMiners = errors.New("unknown miners")
+	// ErrConflict: an idempotency key already names a different command.
+	ErrConflict = errors.New("idempotency key names another command")
+	// ErrNotFound: no such command or miner.
+	ErrNotFound = errors.New("not found")
+	// ErrUnavailable: the cloud has no shared command store (org commands need server/pgstore).
+	ErrUnavailable = errors.New("org commands need the shared store")
 )

@@ -17,10 +17,16 @@ const maxBody = 1 << 20
 //	POST /cluster/v1/nodes/{node}/commands  {"command_id","actor","payload"(base64)} → ClusterIssueReply
 //	GET  /cluster/v1/nodes/{node}                                                  → ClusterNodeStatusReply
 //	GET  /cluster/v1/members                                                       → {"self","members"}
+//	POST /cluster/v1/orgs/{org}/commands  {"idempotency_key","miner_ids","action",…} → orgIssueJSON
+//	GET  /cluster/v1/commands/{id}                                                 → orgCommandJSON
+//	GET  /cluster/v1/miners/{id}                                                   → minerJSON
 func (m *Member) Handler(token string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /cluster/v1/nodes/{node}/commands", m.handleIssue)
 	mux.HandleFunc("GET /cluster/v1/nodes/{node}", m.handleStatus)
+	mux.HandleFunc("POST /cluster/v1/orgs/{org}/commands", m.handleOrgIssue) // commands_http.go
+	mux.HandleFunc("GET /cluster/v1/commands/{id}", m.handleCommand)
+	mux.HandleFunc("GET /cluster/v1/miners/{id}", m.handleMiner)
 	mux.HandleFunc("GET /cluster/v1/members", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"self": m.ID(), "address": m.Address(), "members": m.Members()})
 	})
@@ -69,8 +75,14 @@ func (m *Member) handleStatus(w http.ResponseWriter, r *http.Request) {
 
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, ErrInvalid):
+	case errors.Is(err, ErrInvalid), errors.Is(err, ErrUnknownMiners):
 		return http.StatusBadRequest
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, ErrUnavailable):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrNotStarted):
 		return http.StatusServiceUnavailable
 	}

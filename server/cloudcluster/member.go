@@ -35,6 +35,8 @@ type env struct {
 	log          *slog.Logger
 	cluster      *cluster.Cluster
 	leaseMetrics *lease.Metrics
+	commands     CommandStore // nil: no org commands (commands_store.go)
+	caller       *caller      // grain-to-grain calls off the mailboxes (commands_caller.go)
 }
 
 // Member is one cloud cluster member: a protoactor actor system with remoting, joined to the cluster through
@@ -46,6 +48,10 @@ type Member struct {
 	c      *cluster.Cluster
 	fleet  *Fleet
 	etcd   *etcdprovider.Provider // nil unless ProviderEtcd
+	// retention is the history-retention actor (retention.go); nil when the store keeps no history.
+	retention *actor.PID
+	// sweeper wakes Org grains with overdue commands (commands_sweeper.go); nil without a command store.
+	sweeper *actor.PID
 
 	mu      sync.Mutex
 	stopped bool
@@ -81,18 +87,30 @@ func Start(cfg Config) (*Member, error) {
 		cluster.WithKinds(
 			cluster.NewKind(KindNode, actor.PropsFromProducer(func() actor.Actor { return newNodeGrain(e) })),
 			cluster.NewKind(KindLease, actor.PropsFromProducer(func() actor.Actor { return newLeaseGrain(e) })),
+			cluster.NewKind(KindOrg, actor.PropsFromProducer(func() actor.Actor { return newOrgGrain(e) })),
+			cluster.NewKind(KindMiner, actor.PropsFromProducer(func() actor.Actor { return newMinerGrain(e) })),
 		),
 		cluster.WithRequestTimeout(cfg.RequestTimeout),
 		cluster.WithHeartbeatExpiration(cfg.HeartbeatExpiration),
 	)
 	c := cluster.New(system, ccfg)
 	e.cluster = c
+	e.commands = commandStoreOf(cfg)
+	e.caller = newCaller(c, system, cfg, e.log)
+	e.caller.start(cfg.CallWorkers)
 	m := &Member{env: e, system: system, c: c, etcd: etcdP}
 	m.fleet = newFleet(m)
 	if err := startMember(c); err != nil {
+		e.caller.close()
 		system.Shutdown()
 		m.closeEtcd()
 		return nil, fmt.Errorf("cloud cluster: join %s via %s: %w", cfg.ClusterName, cfg.Provider, err)
+	}
+	if hs, ok := cfg.Store.(HistoryMaintainer); ok && !cfg.Retention.Disabled {
+		m.retention = system.Root.Spawn(RetentionProps(cfg.Retention, hs, cfg.Clock, e.log))
+	}
+	if e.commands != nil {
+		m.sweeper = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newCommandSweeper(e) }))
 	}
 	e.log.Info("cluster member started", slog.String("member", system.ID), slog.String("address", system.Address()),
 		slog.String("provider", cfg.Provider))
@@ -120,6 +138,13 @@ func (m *Member) Stop(graceful bool) {
 		return
 	}
 	m.stopped = true
+	if m.retention != nil {
+		_ = m.system.Root.StopFuture(m.retention).Wait()
+	}
+	if m.sweeper != nil {
+		_ = m.system.Root.StopFuture(m.sweeper).Wait()
+	}
+	m.env.caller.close()
 	m.c.Shutdown(graceful)
 	if m.etcd != nil && !graceful {
 		// A graceful shutdown deregistered already; otherwise stop the provider's keep-alive and watch loops

@@ -166,6 +166,7 @@ func (g *NodeGrain) onFrame(_ actor.Context, m *pb.ClusterNodeFrame) {
 	if !g.current(m.GetLink()) {
 		return
 	}
+	g.forwardResults(m.GetFrame()) // per-miner results of org commands (commands_forward.go)
 	var seq uint64
 	switch f := m.GetFrame().GetMsg().(type) {
 	case *pb.NodeToCloud_Ack:

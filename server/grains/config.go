@@ -91,7 +91,8 @@ type Config struct {
 	// Pairs persists pair declarations. Default: Store, when it implements store.PairStore.
 	Pairs store.PairStore
 	// Leases persists each pair's lease by compare-and-set. Default: server/lease.Badger on Store's
-	// database when Store has one (store.Badger), else none (pairs refused).
+	// database when Store has one (store.Badger), else Store when it is a lease.Store (server/pgstore),
+	// else none (pairs refused).
 	Leases lease.Store
 	// Lease times the pair leases. Default lease.DefaultConfig() (TTL 6s, renew 2s, margin 1s, heartbeat
 	// timeout 6s).

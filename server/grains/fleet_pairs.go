@@ -30,6 +30,8 @@ func pairDefaults(cfg *Config) error {
 				return fmt.Errorf("grains: %w", err)
 			}
 			cfg.Leases = ls
+		} else if ls, ok := cfg.Store.(lease.Store); ok { // server/pgstore
+			cfg.Leases = ls
 		}
 	}
 	cfg.LeaseMetrics.SetClock(cfg.Clock)

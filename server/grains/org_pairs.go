@@ -247,7 +247,11 @@ func (o *Org) onDeclarePair(ctx actor.Context, m *declarePair) {
 	}
 	rec := &store.PairRecord{ID: id, OrgID: o.cfg.OrgID, Site: d.Site, Members: d.Members, Standby: d.Standby,
 		Devices: slices.Clone(d.Devices), KeyEnvelopes: envs, DeclaredBy: d.Actor, DeclaredAt: o.cfg.Clock.Now()}
-	if err := o.cfg.Pairs.PutPair(rec); err != nil {
+	if err := o.cfg.Pairs.PutPair(rec); errors.Is(err, store.ErrExists) {
+		// Another declaration (another Org activation, another member) claimed a member or device first.
+		ctx.Respond(fmt.Errorf("%w: %v", ErrPairConflict, err))
+		return
+	} else if err != nil {
 		ctx.Respond(fmt.Errorf("%w: %v", ErrStore, err))
 		return
 	}

@@ -1,0 +1,212 @@
+package cloudcluster
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/hashfleet/hashfleet/server/grains"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// orgCommandBody is POST /cluster/v1/orgs/{org}/commands: the /api/v1 command body for the actions the
+// cluster path carries (no pools, password or firmware: their secrets are sealed by a single member).
+type orgCommandBody struct {
+	IdempotencyKey string   `json:"idempotency_key"`
+	MinerIDs       []string `json:"miner_ids"`
+	Action         string   `json:"action"`
+	PowerTargetW   float64  `json:"power_target_w"`
+	CoolingMode    string   `json:"cooling_mode,omitempty"`
+	FanPWM         int      `json:"fan_pwm,omitempty"`
+	// Actor names who issues it; default "cluster:admin" (the bearer is the admin token).
+	Actor string `json:"actor,omitempty"`
+}
+
+type issuedPartJSON struct {
+	Node         string   `json:"node"`
+	MinerIDs     []string `json:"miner_ids"`
+	Seq          uint64   `json:"seq"`
+	Sent         bool     `json:"sent"`
+	StreamMember string   `json:"stream_member,omitempty"`
+	Error        string   `json:"error,omitempty"`
+}
+
+type orgIssueJSON struct {
+	CommandID string           `json:"command_id"`
+	Existing  bool             `json:"existing"`
+	OrgMember string           `json:"org_member"`
+	Parts     []issuedPartJSON `json:"parts"`
+}
+
+type minerResultJSON struct {
+	MinerID    string     `json:"miner_id"`
+	Status     string     `json:"status"`
+	Code       string     `json:"code"`
+	Message    string     `json:"message,omitempty"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+}
+
+type orgCommandJSON struct {
+	CommandID      string            `json:"command_id"`
+	Org            string            `json:"org"`
+	Action         string            `json:"action"`
+	PowerTargetW   float64           `json:"power_target_w,omitempty"`
+	Actor          string            `json:"actor"`
+	IdempotencyKey string            `json:"idempotency_key,omitempty"`
+	Status         string            `json:"status"`
+	Active         bool              `json:"active"`
+	CreatedAt      *time.Time        `json:"created_at"`
+	FinishedAt     *time.Time        `json:"finished_at"`
+	Deadline       time.Time         `json:"deadline"`
+	Summary        map[string]int    `json:"summary"`
+	NodeSeqs       map[string]uint64 `json:"node_seqs"`
+	Results        []minerResultJSON `json:"results"`
+}
+
+type minerCommandJSON struct {
+	CommandID string          `json:"command_id"`
+	Node      string          `json:"node"`
+	Result    minerResultJSON `json:"result"`
+	CreatedAt *time.Time      `json:"created_at"`
+	Deadline  *time.Time      `json:"deadline"`
+}
+
+type minerJSON struct {
+	MinerID     string             `json:"miner_id"`
+	Known       bool               `json:"known"`
+	Node        string             `json:"node,omitempty"`
+	Org         string             `json:"org,omitempty"`
+	GrainMember string             `json:"grain_member"`
+	Latest      json.RawMessage    `json:"latest"`
+	InFlight    []minerCommandJSON `json:"in_flight"`
+}
+
+// decodeOrgCommand reads and checks a command body: bounded size, one JSON object, no unknown fields, a
+// known action. The Org grain validates the rest again before recording.
+func decodeOrgCommand(w http.ResponseWriter, r *http.Request) (grains.CommandRequest, error) {
+	var req grains.CommandRequest
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+		return req, fmt.Errorf("%w: Content-Type must be application/json, got %q", ErrInvalid, ct)
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	var in orgCommandBody
+	err := dec.Decode(&in)
+	if err == nil {
+		if _, err = dec.Token(); errors.Is(err, io.EOF) {
+			err = nil
+		} else if err == nil {
+			err = errors.New("data after the command object")
+		}
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return req, fmt.Errorf("%w: body exceeds %d bytes", ErrInvalid, tooBig.Limit)
+	case errors.Is(err, io.EOF):
+		return req, fmt.Errorf("%w: empty body, want a JSON command object", ErrInvalid)
+	case err != nil:
+		return req, fmt.Errorf("%w: malformed JSON: %v", ErrInvalid, err)
+	}
+	action, ok := grains.ParseAction(in.Action)
+	if !ok {
+		return req, fmt.Errorf("%w: unknown action %q (want one of %s)", ErrInvalid, in.Action, strings.Join(grains.ActionNames(), ", "))
+	}
+	actor := in.Actor
+	if actor == "" {
+		actor = "cluster:admin"
+	}
+	return grains.CommandRequest{MinerIDs: in.MinerIDs, Action: action, PowerTargetW: in.PowerTargetW, CoolingMode: in.CoolingMode,
+		FanPWM: in.FanPWM, IdempotencyKey: in.IdempotencyKey, Actor: actor}, nil
+}
+
+func (m *Member) handleOrgIssue(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeOrgCommand(w, r)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	rep, err := m.OrgIssue(r.Context(), r.PathValue("org"), req)
+	if err != nil {
+		body := map[string]any{"error": err.Error()}
+		if u := rep.GetUnknownMiners(); len(u) > 0 {
+			body["unknown_miners"] = u
+		}
+		writeJSON(w, statusOf(err), body)
+		return
+	}
+	out := orgIssueJSON{CommandID: rep.GetCommandId(), Existing: rep.GetExisting(), OrgMember: rep.GetOrgMember(),
+		Parts: make([]issuedPartJSON, 0, len(rep.GetParts()))}
+	for _, p := range rep.GetParts() {
+		out.Parts = append(out.Parts, issuedPartJSON{Node: p.GetNodeId(), MinerIDs: p.GetMinerIds(), Seq: p.GetSeq(), Sent: p.GetSent(),
+			StreamMember: p.GetStreamMember(), Error: p.GetError()})
+	}
+	code := http.StatusAccepted
+	if out.Existing {
+		code = http.StatusOK
+	}
+	writeJSON(w, code, out)
+}
+
+func (m *Member) handleCommand(w http.ResponseWriter, r *http.Request) {
+	c, err := m.OrgCommand(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeJSON(w, statusOf(err), map[string]string{"error": err.Error()})
+		return
+	}
+	rec := c.Record
+	out := orgCommandJSON{CommandID: rec.GetCommandId(), Org: c.OrgID, Action: grains.ActionName(rec.GetSpec().GetAction()),
+		PowerTargetW: rec.GetSpec().GetPowerTargetW(), Actor: rec.GetActor(), IdempotencyKey: rec.GetIdempotencyKey(),
+		Status: grains.ResultName(rec.GetStatus()), Active: c.Active, CreatedAt: tsMs(rec.GetCreatedAtUnixMs()),
+		FinishedAt: tsMs(rec.GetFinishedAtUnixMs()), Deadline: c.Deadline.UTC(), NodeSeqs: rec.GetNodeSeqs(),
+		Summary: map[string]int{"pending": 0, "running": 0, "succeeded": 0, "failed": 0, "timeout": 0},
+		Results: make([]minerResultJSON, 0, len(rec.GetMinerIds()))}
+	if out.NodeSeqs == nil {
+		out.NodeSeqs = map[string]uint64{}
+	}
+	for _, id := range rec.GetMinerIds() {
+		res := resultJSON(id, rec.GetResults()[id])
+		out.Summary[res.Status]++
+		out.Results = append(out.Results, res)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (m *Member) handleMiner(w http.ResponseWriter, r *http.Request) {
+	rep, err := m.Miner(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeJSON(w, statusOf(err), map[string]string{"error": err.Error()})
+		return
+	}
+	out := minerJSON{MinerID: rep.GetMinerId(), Known: rep.GetKnown(), Node: rep.GetNodeId(), Org: rep.GetOrgId(),
+		GrainMember: rep.GetGrainMember(), Latest: json.RawMessage("null"), InFlight: make([]minerCommandJSON, 0, len(rep.GetInFlight()))}
+	if t := rep.GetLatest(); t != nil {
+		if b, err := protojson.Marshal(t); err == nil {
+			out.Latest = b
+		}
+	}
+	for _, c := range rep.GetInFlight() {
+		out.InFlight = append(out.InFlight, minerCommandJSON{CommandID: c.GetCommandId(), Node: c.GetNodeId(),
+			Result: resultJSON(rep.GetMinerId(), c.GetResult()), CreatedAt: tsMs(c.GetCreatedAtUnixMs()), Deadline: tsMs(c.GetDeadlineUnixMs())})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func resultJSON(id string, r *pb.MinerResult) minerResultJSON {
+	return minerResultJSON{MinerID: id, Status: grains.ResultName(r.GetCode()), Code: grains.ResultCodeName(r.GetCode()),
+		Message: r.GetMessage(), StartedAt: tsMs(r.GetStartedAtUnixMs()), FinishedAt: tsMs(r.GetFinishedAtUnixMs())}
+}
+
+func tsMs(ms int64) *time.Time {
+	if ms <= 0 {
+		return nil
+	}
+	t := time.UnixMilli(ms).UTC()
+	return &t
+}
