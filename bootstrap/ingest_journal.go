@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashfleet/hashfleet/messages/pb"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 )
 
 // The ingest journal (`hashfleet server --debug-ingest-log FILE`): one JSON line for every telemetry or event
@@ -94,6 +95,9 @@ func (s *journaledStream) RecvMsg(m any) error {
 		return err
 	}
 	l := IngestJournalLine{At: time.Now().UTC(), Stream: s.stream, T: "batch"}
+	if pm, ok := m.(proto.Message); ok {
+		m = pm.ProtoReflect().Interface() // the batch itself when the gateway receives into a wrapper
+	}
 	switch b := m.(type) {
 	case *pb.TelemetryBatch:
 		l.Node, l.Seq = b.GetNodeId(), b.GetBatchSeq()

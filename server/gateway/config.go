@@ -88,8 +88,9 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// ServerOptions are the grpc.Server options the gateway's contract needs: the frame size bound and a
-// keepalive policy that lets nodes ping idle streams. The bootstrap passes them to grpc.NewServer.
+// ServerOptions are the grpc.Server options the gateway's contract needs: the frame size bound, a
+// keepalive policy that lets nodes ping idle streams, and the proto codec that keeps telemetry samples'
+// bytes (wireCodec). The bootstrap passes them to grpc.NewServer.
 func ServerOptions(c Config) []grpc.ServerOption {
 	size := c.MaxRecvMsgSize
 	if size == 0 {
@@ -99,5 +100,6 @@ func ServerOptions(c Config) []grpc.ServerOption {
 		grpc.MaxRecvMsgSize(size),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.ForceServerCodecV2(newWireCodec()),
 	}
 }

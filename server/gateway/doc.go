@@ -2,7 +2,8 @@
 // the bootstrap registers on its own grpc.Server. Each accepted ControlStream gets a NodeSession actor that
 // attaches to the node's Node actor (newest stream wins: the older one gets ControlGoaway and is closed).
 // Uploads are applied through the Org actor and acked by batch_seq once applied; heartbeats are stamped on
-// the Node actor.
+// the Node actor. Telemetry frames keep each sample's bytes (wireCodec, part of ServerOptions), which the
+// store writes as they came instead of encoding the samples again.
 //
 //	node ══ControlStream══▶ handler goroutine (sole writer) ◀─bridge─ NodeSession ◀─▶ Node actor
 //	          ▲                 │  reader goroutine ─frames─▶ NodeSession ─ack/result─▶ Node actor

@@ -368,22 +368,35 @@ func frameName(f *pb.NodeToCloud) string {
 
 // UploadTelemetry applies each batch and acks it by batch_seq once applied (a duplicate is acked again and
 // not applied twice). A batch the store could not take is answered FAILED so the node keeps it.
+// Frames are received with each sample's bytes kept (wireCodec, installed by ServerOptions), which the
+// fleet stores as they are.
 func (g *Gateway) UploadTelemetry(stream grpc.BidiStreamingServer[pb.TelemetryBatch, pb.Ack]) error {
-	return upload(g, "telemetry", stream, func(b *pb.TelemetryBatch) (string, string) { return b.GetNodeId(), b.GetSessionToken() },
-		func(ctx context.Context, node string, b *pb.TelemetryBatch) (grains.IngestResult, error) {
-			return g.fleet.IngestTelemetry(ctx, node, b)
-		}, func(b *pb.TelemetryBatch) uint64 { return b.GetBatchSeq() })
+	recv := func() (*receivedTelemetry, error) {
+		r := newReceivedTelemetry()
+		if err := stream.RecvMsg(r); err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+	return upload(g, "telemetry", stream, recv, func(b *receivedTelemetry) (string, string) { return b.GetNodeId(), b.GetSessionToken() },
+		g.ingestTelemetry, func(b *receivedTelemetry) uint64 { return b.GetBatchSeq() })
 }
 
 // UploadEvents is UploadTelemetry for event batches.
 func (g *Gateway) UploadEvents(stream grpc.BidiStreamingServer[pb.EventBatch, pb.Ack]) error {
-	return upload(g, "events", stream, func(b *pb.EventBatch) (string, string) { return b.GetNodeId(), b.GetSessionToken() },
+	return upload(g, "events", stream, stream.Recv, func(b *pb.EventBatch) (string, string) { return b.GetNodeId(), b.GetSessionToken() },
 		func(ctx context.Context, node string, b *pb.EventBatch) (grains.IngestResult, error) {
 			return g.fleet.IngestEvents(ctx, node, b)
 		}, func(b *pb.EventBatch) uint64 { return b.GetBatchSeq() })
 }
 
-func upload[B any](g *Gateway, kind string, stream grpc.BidiStreamingServer[B, pb.Ack], nodeOf func(*B) (node, token string),
+// ackStream is the sending half of an upload stream.
+type ackStream interface {
+	Context() context.Context
+	Send(*pb.Ack) error
+}
+
+func upload[B any](g *Gateway, kind string, stream ackStream, recv func() (*B, error), nodeOf func(*B) (node, token string),
 	ingest func(context.Context, string, *B) (grains.IngestResult, error), seqOf func(*B) uint64) error {
 	if err := g.enter(kind); err != nil {
 		return err
@@ -399,7 +412,7 @@ func upload[B any](g *Gateway, kind string, stream grpc.BidiStreamingServer[B, p
 		return err
 	}
 	defer w.stop()
-	rd := startReader(g, stream.Recv)
+	rd := startReader(g, recv)
 	defer close(rd.stop)
 	for {
 		select {

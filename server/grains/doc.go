@@ -1,6 +1,6 @@
 // Package grains holds the cloud's actors: the Org (device registry, ingest, command routing), a Node actor
-// per node (live session, heartbeat, command queue and seq counter), a Miner actor per miner (latest
-// telemetry, state, desired state), the CommandTracker (per-miner results of operator commands, timeouts)
+// per node (live session, heartbeat, command queue and seq counter), a Miner actor per miner (observed
+// state, desired state; it gets a sample only when the sample changes the state), the CommandTracker (per-miner results of operator commands, timeouts)
 // and the FleetView (the read model the API lists 20,000 miners from in one request). They run on one
 // member today; the names and messages are those the clustered grains will keep.
 //

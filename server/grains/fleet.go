@@ -169,6 +169,16 @@ func (f *Fleet) IngestTelemetry(ctx context.Context, nodeID string, b *pb.Teleme
 	return ask[IngestResult](ctx, f, toOrg, &ingestTelemetry{node: nodeID, batch: b})
 }
 
+// IngestEncodedTelemetry is IngestTelemetry for a batch decoded from the wire with each sample's encoding
+// kept (encoded[i] encodes b.Samples[i]): the store keeps those bytes rather than encoding the samples
+// again. Encodings that do not match the samples one to one are ignored.
+func (f *Fleet) IngestEncodedTelemetry(ctx context.Context, nodeID string, b *pb.TelemetryBatch, encoded [][]byte) (IngestResult, error) {
+	if len(encoded) != len(b.GetSamples()) {
+		encoded = nil
+	}
+	return ask[IngestResult](ctx, f, toOrg, &ingestTelemetry{node: nodeID, batch: b, encoded: encoded})
+}
+
 // IngestEvents applies a node's event batch, like IngestTelemetry.
 func (f *Fleet) IngestEvents(ctx context.Context, nodeID string, b *pb.EventBatch) (IngestResult, error) {
 	return ask[IngestResult](ctx, f, toOrg, &ingestEvents{node: nodeID, batch: b})

@@ -95,8 +95,11 @@ func (v *FleetView) onDevices(m *viewDevices) {
 func (v *FleetView) onTelemetry(m *viewTelemetry) {
 	for _, s := range m.samples {
 		r := v.row(s.GetMinerId(), "")
+		prev := r.tel
 		v.applySample(r, s, m.receivedAt)
-		r.reindex()
+		if r.haystack == "" || searchTextChanged(prev, s) {
+			r.reindex()
+		}
 	}
 }
 

@@ -25,12 +25,20 @@ const (
 type known struct {
 	device     *pb.Device
 	observedMs int64 // observed_at of the latest applied sample
+	// ref is the org's own entry for the miner, handed back in the plan so the org does not look it up
+	// again (nil in decision tests).
+	ref *orgDevice
 }
 
 type lookupFunc func(minerID string) (known, bool)
 
 type telemetryPlan struct {
 	apply []*pb.Telemetry // at most one sample per miner, the newest
+	// src[i] is the index in the batch of apply[i], or -1 when the plan changed the sample (it had no
+	// observed time), so that the bytes the node sent no longer encode it.
+	src []int
+	// refs[i] is the org's entry for apply[i]'s miner (known.ref); nil for a miner the batch registers.
+	refs []*orgDevice
 	// history is every sample of an owned miner, older ones too (a spool replay): the history keeps them
 	// all and drops its own duplicates.
 	history    []*pb.Telemetry
@@ -43,17 +51,21 @@ type telemetryPlan struct {
 // the latest sample known. Samples without an observed time get now. Within a batch only the newest sample
 // per miner is applied.
 func planTelemetry(node string, samples []*pb.Telemetry, lookup lookupFunc, trust bool, now time.Time) telemetryPlan {
-	p := telemetryPlan{counts: map[string]int{}}
-	newest := map[string]int{} // miner → index into p.apply
-	fresh := map[string]bool{}
-	for _, s := range samples {
+	p := telemetryPlan{counts: map[string]int{}, apply: make([]*pb.Telemetry, 0, len(samples)),
+		src: make([]int, 0, len(samples)), refs: make([]*orgDevice, 0, len(samples)),
+		history: make([]*pb.Telemetry, 0, len(samples))}
+	newest := make(map[string]int, len(samples)) // miner → index into p.apply
+	var fresh map[string]bool
+	for j, s := range samples {
 		id := s.GetMinerId()
 		if store.ValidID(id) != nil {
 			p.counts[resInvalid]++
 			continue
 		}
+		src := j
 		if s.ObservedAtUnixMs == 0 {
 			s.ObservedAtUnixMs = now.UnixMilli()
+			src = -1
 		}
 		k, ok := lookup(id)
 		switch {
@@ -70,6 +82,9 @@ func planTelemetry(node string, samples []*pb.Telemetry, lookup lookupFunc, trus
 			p.counts[resStale]++
 			continue
 		case !ok && !fresh[id]:
+			if fresh == nil {
+				fresh = map[string]bool{}
+			}
 			fresh[id] = true
 			p.newDevices = append(p.newDevices, &pb.Device{MinerId: id, NodeId: node, Model: s.GetModel(),
 				Serial: s.GetSerial(), Mac: s.GetMac()})
@@ -77,12 +92,14 @@ func planTelemetry(node string, samples []*pb.Telemetry, lookup lookupFunc, trus
 		if i, seen := newest[id]; seen {
 			p.counts[resStale]++
 			if s.GetObservedAtUnixMs() >= p.apply[i].GetObservedAtUnixMs() {
-				p.apply[i] = s
+				p.apply[i], p.src[i] = s, src
 			}
 			continue
 		}
 		newest[id] = len(p.apply)
 		p.apply = append(p.apply, s)
+		p.src = append(p.src, src)
+		p.refs = append(p.refs, k.ref)
 	}
 	p.counts[resApplied] = len(p.apply)
 	return p
@@ -228,4 +245,31 @@ func orEmptyDevice(d *pb.Device) *pb.Device {
 		return &pb.Device{}
 	}
 	return d
+}
+
+// encoded returns the node's encoding of each sample to apply (nil entries where the plan changed the
+// sample), or nil when the batch came without encodings.
+func (p *telemetryPlan) encoded(batch [][]byte) [][]byte {
+	if batch == nil {
+		return nil
+	}
+	out := make([][]byte, len(p.apply))
+	for i, j := range p.src {
+		if j >= 0 && j < len(batch) {
+			out[i] = batch[j]
+		}
+	}
+	return out
+}
+
+// minerTelemetryDue decides whether a miner's Miner actor needs an applied sample: only one that changes
+// the state the actor holds (told: it was sent anything) does; the fleet view gets every sample.
+func minerTelemetryDue(told bool, held pb.MinerState, s *pb.Telemetry) bool {
+	return !told || s.GetState() != held
+}
+
+// minerStateDue decides whether a STATE_CHANGE at atMs reaches a miner's Miner actor: not one older than
+// the newest sample applied (observedMs), whose state stands.
+func minerStateDue(observedMs, atMs int64) bool {
+	return atMs >= observedMs
 }

@@ -51,6 +51,8 @@ type getNode struct{ id string }
 type ingestTelemetry struct {
 	node  string
 	batch *pb.TelemetryBatch
+	// encoded, when not nil, holds the encoding of each of batch.Samples as the node sent it.
+	encoded [][]byte
 }
 type ingestEvents struct {
 	node  string

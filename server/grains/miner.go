@@ -8,10 +8,12 @@ import (
 	"github.com/hashfleet/hashfleet/messages/pb"
 )
 
-// Miner is the cloud side of one miner: its device registration, latest telemetry and state, and the
-// desired state operator commands set. It pushes desired-state changes into the FleetView; telemetry reaches
-// the view straight from ingest, one message per batch rather than one per miner. Reconciling desired
-// against observed state is a later issue; this actor is where it will live.
+// Miner is the cloud side of one miner: its device registration, observed state, and the desired state
+// operator commands set. It pushes desired-state changes into the FleetView; telemetry reaches the view
+// straight from ingest, one message per batch rather than one per miner, and reaches the Miner only when a
+// sample changes its state (latest is the sample that last did; the Org drops state changes older than the
+// newest sample applied). Reconciling desired against observed state is a later issue; this actor is where
+// it will live.
 type Miner struct {
 	id      string
 	view    *actor.PID

@@ -41,6 +41,10 @@ type orgDevice struct {
 	device     *pb.Device
 	observedMs int64
 	pid        *actor.PID
+	// minerState is the state the Miner actor holds after the messages sent to it (told: any sent): a sample
+	// goes to the Miner only when it changes that state (minerTelemetryDue).
+	minerState pb.MinerState
+	told       bool
 }
 
 type markKey struct{ node, kind string }
@@ -153,7 +157,7 @@ func (o *Org) load(ctx actor.Context) error {
 	for _, t := range tels {
 		if d := o.devices[t.GetMinerId()]; d != nil {
 			d.observedMs = t.GetObservedAtUnixMs()
-			ctx.Send(d.pid, &minerTelemetry{sample: t})
+			o.tellMiner(ctx, d, t)
 			seeded = append(seeded, t)
 		}
 	}
@@ -202,7 +206,7 @@ func (o *Org) lookup(id string) (known, bool) {
 	if !ok {
 		return known{}, false
 	}
-	return known{device: d.device, observedMs: d.observedMs}, true
+	return known{device: d.device, observedMs: d.observedMs, ref: d}, true
 }
 
 // duplicate reports whether a batch at seq was applied before (batch_seq strictly increases per node and
@@ -225,7 +229,8 @@ func (o *Org) onTelemetry(ctx actor.Context, m *ingestTelemetry) {
 	now := o.cfg.Clock.Now()
 	p := planTelemetry(m.node, m.batch.GetSamples(), o.lookupFor(m.node), o.cfg.TrustNodeDevices, now)
 	o.stampSites(p.newDevices)
-	err := o.cfg.Store.Apply(store.Batch{Devices: p.newDevices, Telemetry: p.apply, Mark: &store.Mark{Node: m.node, Kind: k.kind, Seq: seq}})
+	err := o.cfg.Store.Apply(store.Batch{Devices: p.newDevices, Telemetry: p.apply, TelemetryEncoded: p.encoded(m.encoded),
+		Mark: &store.Mark{Node: m.node, Kind: k.kind, Seq: seq}})
 	if err != nil {
 		o.cfg.Metrics.batch(k.kind, "failed")
 		o.log.Error("persist telemetry batch", slog.String("node", m.node), slog.Uint64("batch_seq", seq), slog.Any("err", err))
@@ -235,10 +240,13 @@ func (o *Org) onTelemetry(ctx actor.Context, m *ingestTelemetry) {
 	o.marks[k] = seq
 	o.register(ctx, p.newDevices)
 	o.recordHistory(ctx, p.history)
-	for _, s := range p.apply {
-		d := o.devices[s.GetMinerId()]
+	for i, s := range p.apply {
+		d := p.refs[i]
+		if d == nil { // registered by this batch
+			d = o.devices[s.GetMinerId()]
+		}
 		d.observedMs = s.GetObservedAtUnixMs()
-		ctx.Send(d.pid, &minerTelemetry{sample: s})
+		o.tellMiner(ctx, d, s)
 	}
 	if len(p.apply) > 0 {
 		ctx.Send(o.view, &viewTelemetry{samples: p.apply, receivedAt: now})
@@ -299,7 +307,7 @@ func (o *Org) onEvents(ctx actor.Context, m *ingestEvents) {
 		}
 	}
 	for _, c := range p.states {
-		ctx.Send(o.devices[c.miner].pid, &minerState{state: c.state, at: c.at})
+		o.tellMinerState(ctx, o.devices[c.miner], c)
 	}
 	if len(p.states) > 0 {
 		ctx.Send(o.view, &viewStates{changes: p.states})

@@ -34,6 +34,21 @@ func (r *viewRow) reindex() {
 	r.haystack = b.String()
 }
 
+// searchTextChanged reports whether a row's search text would change when its sample prev is replaced by
+// next: reindex reads only these fields of the sample.
+func searchTextChanged(prev, next *pb.Telemetry) bool {
+	if prev == nil || prev.GetModel() != next.GetModel() || prev.GetFirmware() != next.GetFirmware() ||
+		prev.GetSerial() != next.GetSerial() || prev.GetMac() != next.GetMac() || len(prev.GetPools()) != len(next.GetPools()) {
+		return true
+	}
+	for i, p := range prev.GetPools() {
+		if p.GetUrl() != next.GetPools()[i].GetUrl() {
+			return true
+		}
+	}
+	return false
+}
+
 // isStale: the node's control stream is down, the miner was never seen, or its latest sample is older than
 // staleAfter.
 func isStale(lastSeen time.Time, nodeConnected bool, now time.Time, staleAfter time.Duration) bool {

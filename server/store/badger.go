@@ -80,11 +80,15 @@ const (
 )
 
 func key(parts ...string) []byte {
-	var b bytes.Buffer
+	n := 0
 	for _, p := range parts {
-		b.WriteString(p)
+		n += len(p)
 	}
-	return b.Bytes()
+	b := make([]byte, 0, n)
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
 }
 
 func queueKey(node string, seq uint64) []byte {
@@ -178,11 +182,21 @@ func (s *Badger) Apply(b Batch) error {
 			return fmt.Errorf("apply audit record of %s: %w", a.GetNodeId(), err)
 		}
 	}
-	for _, t := range b.Telemetry {
+	if len(b.TelemetryEncoded) > 0 && len(b.TelemetryEncoded) != len(b.Telemetry) {
+		return fmt.Errorf("apply telemetry: %d encodings for %d samples", len(b.TelemetryEncoded), len(b.Telemetry))
+	}
+	for i, t := range b.Telemetry {
 		if err := ValidID(t.GetMinerId()); err != nil {
 			return fmt.Errorf("apply telemetry: %w", err)
 		}
-		if err := set(key(pTelemetry, t.GetMinerId()), t); err != nil {
+		k := key(pTelemetry, t.GetMinerId())
+		var err error
+		if len(b.TelemetryEncoded) > 0 && b.TelemetryEncoded[i] != nil {
+			err = wb.Set(k, b.TelemetryEncoded[i])
+		} else {
+			err = set(k, t)
+		}
+		if err != nil {
 			return fmt.Errorf("apply telemetry %s: %w", t.GetMinerId(), err)
 		}
 	}

@@ -30,6 +30,9 @@ type Batch struct {
 	Devices []*pb.Device
 	// Telemetry replaces the latest sample of each miner named.
 	Telemetry []*pb.Telemetry
+	// TelemetryEncoded, when not nil, holds one entry per Telemetry sample: its protobuf encoding as a node
+	// sent it, which a store may keep instead of encoding the sample again. A nil entry: encode the sample.
+	TelemetryEncoded [][]byte
 	// Pending are devices a node reported that no operator has paired yet (Device.node_id is the reporter).
 	// Registering a device (Devices) removes its pending entry for its node.
 	Pending []*pb.Device

@@ -34,6 +34,8 @@ type cloudReady struct {
 	Gateway       string `json:"gateway"`
 	Metrics       string `json:"metrics"`
 	CAFingerprint string `json:"ca_fingerprint"`
+	// Profile serves CPU profiles of a window (cloudprof.go); "" when --cpuprofile profiles the whole run.
+	Profile string `json:"profile,omitempty"`
 }
 
 // ServeCloud runs a split-mode cloud server on loopback until ctx ends: `--data-dir DIR --token T
@@ -69,6 +71,16 @@ func ServeCloud(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("serve-cloud: %w", err)
 	}
 	r := cloudReady{HTTP: p.HTTPAddr, Gateway: p.GatewayAddr, Metrics: p.MetricsAddr(), CAFingerprint: p.CA.Fingerprint()}
+	if *cpuProfile == "" {
+		ps, err := startProfileServer()
+		if err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return errors.Join(err, p.Stop(sctx))
+		}
+		defer ps.Close()
+		r.Profile = ps.addr()
+	}
 	b, _ := json.Marshal(r)
 	werr := os.WriteFile(*ready+".tmp", b, 0o600)
 	if werr == nil {

@@ -70,7 +70,8 @@ func BenchmarkFanout(b *testing.B) {
 	}
 }
 
-// BenchmarkIngest is the ingest suite: 10 nodes × 500 miners at 5s, a 20s window.
+// BenchmarkIngest is the ingest suite: 10 nodes × 500 miners at 5s, a 20s window without probes, then one
+// with them.
 func BenchmarkIngest(b *testing.B) {
 	o := testOptions(b, 5000)
 	o.Duration = 20 * time.Second
@@ -79,6 +80,7 @@ func BenchmarkIngest(b *testing.B) {
 	reportMetric(b, res, "e2e_latency_p50_ms", "e2e-p50-ms")
 	reportMetric(b, res, "e2e_latency_p99_ms", "e2e-p99-ms")
 	reportMetric(b, res, "cloud_cpu_ms_per_1k_samples", "cloud-cpu-ms/1k-samples")
+	reportMetric(b, res, "cloud_cpu_ms_per_1k_samples_no_probes", "cloud-cpu-ms/1k-samples-no-probes")
 }
 
 // BenchmarkSpool is the spool suite: 1,000 miners, 10 minutes of site time.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashfleet/hashfleet/messages/pb"
@@ -52,7 +53,9 @@ func (IngestSuite) Run(ctx context.Context, o Options, prog Progress) (res Resul
 		return res, err
 	}
 	prog.Stage(res.Name, "start the cloud", "", 0)
-	c, err := startCloud(ctx, o)
+	oc := o
+	oc.CPUProfile = "" // the cloud's profiles cover the measurement windows (cloudProfile), not the whole run
+	c, err := startCloud(ctx, oc)
 	if err != nil {
 		return res, err
 	}
@@ -104,55 +107,41 @@ func (IngestSuite) Run(ctx context.Context, o Options, prog Progress) (res Resul
 		return res, err
 	}
 
-	prog.Stage(res.Name, "measure", "s", secs(o.Duration))
-	applied0, err := c.counter(ctx, "hashfleet_server_telemetry_samples_total", `result="applied"`)
+	// The quiet window: ingest alone, no API calls, so its cloud CPU is the ingest path's.
+	prog.Stage(res.Name, "measure without probes", "s", secs(o.Duration))
+	q, err := ingestWindow(ctx, c, o.Duration, cloudProfile(o, "cloud-quiet"), nil, prog)
 	if err != nil {
 		return res, err
 	}
-	all0, _ := c.counter(ctx, "hashfleet_server_telemetry_samples_total", "")
-	batches0, _ := c.counter(ctx, "hashfleet_server_ingest_batches_total", `kind="telemetry"`)
+
+	prog.Stage(res.Name, "measure", "s", secs(o.Duration))
 	polls0 := syn.polls()
-	cpu0, self0 := c.cpu(), processCPU()
-	busy0, tot0 := machineTicks()
+	self0 := processCPU()
 	stopProfile, perr := startProfile(profilesFor(o, "node", false).cpu)
 	if perr != nil {
 		res.note("%v", perr)
 	}
-	ws := time.Now()
 	pctx, stopProbe := context.WithCancel(ctx)
-	pr.start(pctx, ws)
-	rssPeak := c.rss()
-	werr := wait(ctx, o.Duration, &site{}, func(el time.Duration) {
-		rssPeak = max(rssPeak, c.rss())
-		prog.Update(roundSecs(el), fmt.Sprintf("cloud %.2f cores; %d probes, p99 %s", (c.cpu()-cpu0).Seconds()/el.Seconds(),
-			pr.hist.count(), pr.hist.quantile(0.99).Round(time.Millisecond)))
-	})
-	window := time.Since(ws)
+	w, werr := ingestWindow(ctx, c, o.Duration, cloudProfile(o, "cloud"), func(ws time.Time) { pr.start(pctx, ws) }, prog)
 	stopProfile()
-	cloudCPU, selfCPU := c.cpu()-cpu0, processCPU()-self0
-	busy1, tot1 := machineTicks()
+	selfCPU := processCPU() - self0
 	polls := syn.polls() - polls0
 	pr.closeWindow()
-	applied1, err := c.counter(ctx, "hashfleet_server_telemetry_samples_total", `result="applied"`)
-	all1, _ := c.counter(ctx, "hashfleet_server_telemetry_samples_total", "")
-	batches1, _ := c.counter(ctx, "hashfleet_server_ingest_batches_total", `kind="telemetry"`)
 	stopProbe()
 	pr.wait()
 	if werr != nil {
 		return res, werr
 	}
-	if err != nil {
-		return res, err
-	}
-	applied := applied1 - applied0
+	window := w.window
+	applied := w.applied
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	res.metric("samples_applied", applied)
-	res.metric("samples_received", all1-all0)
+	res.metric("samples_received", w.received)
 	res.metric("samples_per_s", applied/window.Seconds())
 	res.metric("samples_due_per_s", float64(total)/o.Interval.Seconds())
 	res.metric("polls_per_s", float64(polls)/window.Seconds())
-	res.metric("batches_per_s", (batches1-batches0)/window.Seconds())
-	res.metric("samples_per_batch", ratio(all1-all0, batches1-batches0))
+	res.metric("batches_per_s", w.batches/window.Seconds())
+	res.metric("samples_per_batch", ratio(w.received, w.batches))
 	pmax := time.Duration(pr.hist.max.Load())
 	res.metric("e2e_latency_p50_ms", ms(min(pr.hist.quantile(0.5), pmax)))
 	res.metric("e2e_latency_p90_ms", ms(min(pr.hist.quantile(0.9), pmax)))
@@ -160,18 +149,101 @@ func (IngestSuite) Run(ctx context.Context, o Options, prog Progress) (res Resul
 	res.metric("e2e_latency_max_ms", ms(pmax))
 	res.metric("e2e_probes", float64(pr.hist.count()))
 	res.metric("e2e_probes_lost", float64(pr.lost))
-	res.metric("cloud_cpu_cores", cloudCPU.Seconds()/window.Seconds())
-	res.metric("cloud_cpu_ms_per_1k_samples", ratio(ms(cloudCPU)*1000, applied))
+	res.metric("probe_api_calls_per_s", float64(pr.calls.Load())/window.Seconds())
+	res.metric("cloud_cpu_cores", w.cpu.Seconds()/window.Seconds())
+	res.metric("cloud_cpu_ms_per_1k_samples", ratio(ms(w.cpu)*1000, applied))
+	res.metric("samples_per_s_no_probes", q.applied/q.window.Seconds())
+	res.metric("cloud_cpu_cores_no_probes", q.cpu.Seconds()/q.window.Seconds())
+	res.metric("cloud_cpu_ms_per_1k_samples_no_probes", ratio(ms(q.cpu)*1000, q.applied))
+	rssPeak := max(q.rssPeak, w.rssPeak)
 	res.metric("cloud_rss_peak_mb", float64(rssPeak)/mb)
 	res.metric("nodes_cpu_cores", selfCPU.Seconds()/window.Seconds())
-	if tot1 > tot0 {
-		res.metric("machine_cpu_busy_pct", 100*float64(busy1-busy0)/float64(tot1-tot0))
+	if w.ticks > 0 {
+		res.metric("machine_cpu_busy_pct", 100*w.busy)
+	}
+	if q.ticks > 0 {
+		res.metric("machine_cpu_busy_pct_no_probes", 100*q.busy)
+	}
+	for _, e := range []error{q.profileErr, w.profileErr} {
+		if e != nil {
+			res.note("%v", e)
+		}
 	}
 	res.note("nodes: %d real split-mode nodes in this process (miner actors, batcher, spool, uplink over TLS gRPC) with synthetic drivers (a real simulator reply re-stamped, no socket I/O); cloud: the real server in its own process", o.Nodes)
 	res.note("e2e latency: %d probe miners; from the poll (observed_at) to GET /api/v1/miners/{id} returning it, asked every %s, so figures are up to %s high; the probes' API calls are in the cloud's CPU",
 		len(syn.probes), ingestProbeEvery, ingestProbeEvery)
+	res.note("*_no_probes: a window of the same length just before, without probes (no API calls): the ingest path's own cost")
 	res.note("nodes_cpu_cores includes the probing client")
 	return res, nil
+}
+
+// windowFigures are the cloud's figures over one measurement window.
+type windowFigures struct {
+	window                     time.Duration
+	applied, received, batches float64
+	cpu                        time.Duration
+	rssPeak                    uint64
+	busy                       float64 // share of the machine's CPU busy (0–1), if ticks > 0
+	ticks                      uint64
+	profileErr                 error
+}
+
+// ingestWindow measures the cloud over d: samples applied and received, batches, CPU, RSS peak, the
+// machine's load; with a CPU profile of the cloud into profile ("" for none). started, if set, is called
+// with the window's start.
+func ingestWindow(ctx context.Context, c *cloudProc, d time.Duration, profile string, started func(time.Time), prog Progress) (windowFigures, error) {
+	var f windowFigures
+	applied0, err := c.counter(ctx, "hashfleet_server_telemetry_samples_total", `result="applied"`)
+	if err != nil {
+		return f, err
+	}
+	all0, _ := c.counter(ctx, "hashfleet_server_telemetry_samples_total", "")
+	batches0, _ := c.counter(ctx, "hashfleet_server_ingest_batches_total", `kind="telemetry"`)
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	prof := c.profileWindow(pctx, d, profile)
+	cpu0 := c.cpu()
+	busy0, tot0 := machineTicks()
+	ws := time.Now()
+	if started != nil {
+		started(ws)
+	}
+	f.rssPeak = c.rss()
+	werr := wait(ctx, d, &site{}, func(el time.Duration) {
+		f.rssPeak = max(f.rssPeak, c.rss())
+		prog.Update(roundSecs(el), fmt.Sprintf("cloud %.2f cores", (c.cpu()-cpu0).Seconds()/el.Seconds()))
+	})
+	f.window = time.Since(ws)
+	f.cpu = c.cpu() - cpu0
+	busy1, tot1 := machineTicks()
+	applied1, err := c.counter(ctx, "hashfleet_server_telemetry_samples_total", `result="applied"`)
+	all1, _ := c.counter(ctx, "hashfleet_server_telemetry_samples_total", "")
+	batches1, _ := c.counter(ctx, "hashfleet_server_ingest_batches_total", `kind="telemetry"`)
+	if werr == nil {
+		f.profileErr = prof.wait() // the profile covers whole seconds: at most a second more
+	}
+	cancel()
+	_ = prof.wait()
+	if werr != nil {
+		return f, werr
+	}
+	if err != nil {
+		return f, err
+	}
+	f.applied, f.received, f.batches = applied1-applied0, all1-all0, batches1-batches0
+	if tot1 > tot0 {
+		f.ticks = tot1 - tot0
+		f.busy = float64(busy1-busy0) / float64(tot1-tot0)
+	}
+	return f, nil
+}
+
+// cloudProfile is where a cloud window's profile goes: the --cpuprofile path with suffix name, or "".
+func cloudProfile(o Options, name string) string {
+	if o.CPUProfile == "" {
+		return ""
+	}
+	return o.CPUProfile + "." + name
 }
 
 // synthetic makes the ingest suite's drivers.
@@ -235,6 +307,7 @@ type prober struct {
 	closed  bool             // window over: no new probes
 	hist    histogram
 	lost    int
+	calls   atomic.Int64 // API calls made
 	wg      sync.WaitGroup
 }
 
@@ -287,6 +360,7 @@ func (p *prober) loop(ctx context.Context) {
 				LastSeen *time.Time `json:"last_seen"`
 			}
 			err := p.c.api.Do(ctx, http.MethodGet, "/api/v1/miners/"+id, nil, &m)
+			p.calls.Add(1)
 			now := time.Now()
 			seen := err == nil && m.LastSeen != nil && m.LastSeen.UnixMilli() >= at
 			expired := now.UnixMilli()-at > ingestProbeLimit.Milliseconds()

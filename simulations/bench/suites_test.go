@@ -78,6 +78,7 @@ func TestIngestSuite(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log(resultText(res))
+	o.CPUProfile = filepath.Join(t.TempDir(), "ing.prof")
 	// 60 miners at 1s for 4s: about 240 samples.
 	if v, _ := res.Metric("samples_applied"); v < 150 {
 		t.Errorf("%v samples applied, want about 240", v)
@@ -85,7 +86,8 @@ func TestIngestSuite(t *testing.T) {
 	if v, _ := res.Metric("e2e_probes"); v < 2 {
 		t.Errorf("%v probes measured", v)
 	}
-	for _, k := range []string{"e2e_latency_p50_ms", "cloud_cpu_ms_per_1k_samples", "cloud_cpu_cores", "samples_per_batch"} {
+	for _, k := range []string{"e2e_latency_p50_ms", "cloud_cpu_ms_per_1k_samples", "cloud_cpu_cores", "samples_per_batch",
+		"probe_api_calls_per_s", "samples_per_s_no_probes", "cloud_cpu_ms_per_1k_samples_no_probes"} {
 		if v, _ := res.Metric(k); !(v > 0) {
 			t.Errorf("%s = %v", k, v)
 		}
@@ -95,6 +97,12 @@ func TestIngestSuite(t *testing.T) {
 func TestSumCounter(t *testing.T) {
 	text := `# HELP hashfleet_server_telemetry_samples_total x
 # TYPE hashfleet_server_telemetry_samples_total counter
+	// The cloud's profiles cover the two windows: without probes, and with them.
+	for _, name := range []string{"cloud-quiet", "cloud", "node"} {
+		if fi, err := os.Stat(o.CPUProfile + "." + name); err != nil || fi.Size() == 0 {
+			t.Errorf("profile %s: %v", name, err)
+		}
+	}
 hashfleet_server_telemetry_samples_total{result="applied"} 1200
 hashfleet_server_telemetry_samples_total{result="duplicate"} 3
 hashfleet_server_telemetry_samples_total_other{result="applied"} 99
