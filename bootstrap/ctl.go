@@ -120,13 +120,16 @@ func CtlCommand(ctx context.Context, o CtlOptions, req CtlCommandRequest) (apicl
 	rep := progress.New(progress.Config{Label: fmt.Sprintf("%s ×%d", req.Action, len(req.MinerIDs)),
 		Total: int64(len(req.MinerIDs)), Unit: "miners", Out: o.Progress, TTY: o.TTY, Clock: o.Clock})
 	cmd, err := pollUntil(ctx, o, func(ctx context.Context) (apiclient.Command, bool, error) {
-		c, err := o.Client.Command(ctx, acc.CommandID)
+		c, err := o.Client.CommandSummary(ctx, acc.CommandID) // counts only; the results once, at the end
 		if err != nil {
 			return c, false, err
 		}
 		rep.Set(int64(c.Final()))
 		return c, c.Done(), nil
 	})
+	if err == nil {
+		cmd, err = o.Client.Command(ctx, acc.CommandID)
+	}
 	rep.Finish(err)
 	if err != nil {
 		return cmd, fmt.Errorf("command %s: %w", acc.CommandID, err)

@@ -359,6 +359,9 @@ type NodeRunOptions struct {
 	// WrapDrivers, when set, wraps the node's driver factory (benchmarks: synthetic miners, timing hooks).
 	// Default nil: the drivers as they are.
 	WrapDrivers func(func(*pb.Device) (miners.Driver, error)) func(*pb.Device) (miners.Driver, error)
+	// MaxInFlight and MaxCommandsInFlight, above 0, override the node's bounds on open miner connections
+	// (node.Config). Default 0: the node's defaults.
+	MaxInFlight, MaxCommandsInFlight int
 }
 
 // NodeProcess is a running split-mode node.
@@ -460,6 +463,12 @@ func StartNode(ctx context.Context, o NodeRunOptions) (*NodeProcess, error) {
 			cfg.DriverFactory = p.Artifacts.WrapDrivers(cfg.DriverFactory) // firmware images over the gateway
 			if o.WrapDrivers != nil {
 				cfg.DriverFactory = o.WrapDrivers(cfg.DriverFactory)
+			}
+			if o.MaxInFlight > 0 {
+				cfg.MaxInFlight = o.MaxInFlight
+			}
+			if o.MaxCommandsInFlight > 0 {
+				cfg.MaxCommandsInFlight = o.MaxCommandsInFlight
 			}
 			if o.HeartbeatInterval > 0 {
 				cfg.HeartbeatInterval = o.HeartbeatInterval

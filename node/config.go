@@ -65,6 +65,11 @@ type Config struct {
 	MinRebootTime time.Duration
 	// MaxInFlight bounds driver operations (open miner connections) across the site. Default 256.
 	MaxInFlight int
+	// MaxCommandsInFlight bounds the site's open miner connections while commands run: a queued command
+	// takes a slot before any queued poll, up to this many, and polls start again only below MaxInFlight. A
+	// bulk command is a short burst (one round trip per miner), so its wave gets more connections than the
+	// steady polls. Default 512; below MaxInFlight (0 included) it is MaxInFlight.
+	MaxCommandsInFlight int
 	// MemoryLimit, above 0, is the Go runtime's soft memory limit in bytes (debug.SetMemoryLimit) from Start to
 	// Stop: as the heap nears it the GC runs sooner instead of letting the heap grow to twice the live heap
 	// (GOGC=100). It is process-wide (combined mode shares it with the server). About twice the expected live
@@ -178,6 +183,7 @@ func DefaultConfig() Config {
 		RebootTimeout:        m.RebootTimeout,
 		MinRebootTime:        m.MinRebootTime,
 		MaxInFlight:          256,
+		MaxCommandsInFlight:  512,
 		Supervisor:           actors.DefaultSupervisorConfig(),
 		BatchSize:            t.BatchSize,
 		BatchInterval:        t.FlushInterval,
@@ -252,6 +258,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("node: MaxInFlight %d must be at least 1", c.MaxInFlight))
+	}
+	if c.MaxCommandsInFlight < 0 {
+		errs = append(errs, fmt.Errorf("node: MaxCommandsInFlight %d must not be negative (0: MaxInFlight)", c.MaxCommandsInFlight))
 	}
 	if c.Clock == nil {
 		errs = append(errs, errors.New("node: Clock is nil (use clock.Real())"))

@@ -154,7 +154,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	reg := cfg.Registerer
 	minerMetrics := miner.NewMetrics(reg)
-	n.limiter = miner.NewLimiter(cfg.MaxInFlight, minerMetrics.InFlightGauge())
+	n.limiter = miner.NewLimiterFor(cfg.MaxInFlight, max(cfg.MaxCommandsInFlight, cfg.MaxInFlight), minerMetrics.InFlightGauge())
 
 	spawn := func(role string, p *actor.Props) (*actor.PID, error) {
 		pid, err := n.sys.Root.SpawnNamed(p, "hashfleet-node/"+cfg.NodeID+"/"+role)

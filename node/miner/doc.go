@@ -3,8 +3,9 @@
 //
 //	                  pollTick (SendAfter on the Clock)
 //	                        │
-//	Execute ──▶ queue ──▶ MinerActor ──start op──▶ Limiter (site-wide MaxInFlight slots)
-//	 (gate, via site)       ▲   │                      │ MaxInFlight workers, FIFO queue
+//	Execute ──▶ queue ──▶ MinerActor ──start op──▶ Limiter (site-wide slots: MaxInFlight for polls,
+//	 (gate, via site)       ▲   │                      │ MaxCommandsInFlight for commands; a FIFO queue each,
+//	                        │   │                      │ commands first)
 //	                        │   │                      ▼
 //	                        │   │                  Driver.Poll / Driver.Execute ──TCP──▶ miner
 //	                        │   │                      │
@@ -18,7 +19,9 @@
 // every slot is taken, its timeout starting when a worker takes it), and its outcome comes back as a message
 // tagged with the incarnation and operation id, so a result that arrives after a restart or stop is ignored.
 // Only one driver operation is in flight per miner (the Driver contract); a queued command waits at most for
-// the poll in flight, and polls and commands alternate when both are due.
+// the poll in flight, and polls and commands alternate when both are due. A command that arrives while its
+// miner's poll still waits for a slot withdraws that poll (it runs after the command), so a bulk command's
+// wave, which goes ahead of the site's polls in the Limiter, never waits behind a poll queued behind it.
 //
 // The state decision is the pure Rules.Next (state.go), tested with tables. A panic in a driver is recovered
 // on its worker, posted back, and re-raised inside Receive so the SiteSupervisor restarts that one actor.

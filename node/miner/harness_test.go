@@ -163,7 +163,9 @@ func startHarness(t *testing.T, cfg Config, devs []*pb.Device, drivers DriverFac
 	for _, o := range opts {
 		o(h)
 	}
-	h.limiter = NewLimiter(16, h.metrics.InFlightGauge())
+	if h.limiter == nil { // an option may set its own
+		h.limiter = NewLimiter(16, h.metrics.InFlightGauge())
+	}
 	h.sinkPID = h.sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return h.rec }))
 	sup := actors.SupervisorConfig{InitialBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, MaxRestarts: 5, Window: time.Minute}
 	h.parentPID = h.sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &parent{h: h} },

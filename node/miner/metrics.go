@@ -37,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"to"})),
 		inFlight: promx.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hashfleet_node_driver_inflight_operations",
-			Help: "Driver operations (open connections) in flight across the site, bounded by MaxInFlight.",
+			Help: "Driver operations (open connections) in flight across the site, bounded by MaxInFlight for polls and MaxCommandsInFlight while commands run.",
 		})),
 	}
 }

@@ -107,6 +107,7 @@ type operation struct {
 	// I/O and not the wait for a slot; stop, from the actor, cancels it or keeps it from starting.
 	mu      sync.Mutex
 	cancel  context.CancelFunc
+	begun   bool
 	stopped bool
 }
 
@@ -117,8 +118,21 @@ func (op *operation) begin(timeout time.Duration) (ctx context.Context, cancel c
 	if op.stopped {
 		return nil, nil, false
 	}
+	op.begun = true
 	ctx, op.cancel = context.WithTimeout(context.Background(), timeout)
 	return ctx, op.cancel, true
+}
+
+// withdraw stops the operation if no worker has begun it yet, and reports whether it did: its queue entry
+// then ends without I/O and without a message back.
+func (op *operation) withdraw() bool {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	if op.begun || op.stopped {
+		return false
+	}
+	op.stopped = true
+	return true
 }
 
 // live reports whether the actor still wants the operation's result.
@@ -270,13 +284,18 @@ func (a *Actor) newOp() *operation {
 	return op
 }
 
-// run executes do on a Limiter worker, with a context that ends timeout after the worker starts it, and posts
-// its message back; a panic in the driver comes back as a driverPanic. Nothing runs or is posted once the
-// operation was stopped (the actor stopped or restarted).
+// run executes do on a Limiter worker (a command ahead of the site's polls), with a context that ends timeout
+// after the worker starts it, and posts its message back; a panic in the driver comes back as a driverPanic.
+// Nothing runs or is posted once the operation was stopped (the actor stopped or restarted, or withdrew a
+// poll for a command).
 func (a *Actor) run(ctx actor.Context, op *operation, timeout time.Duration, do func(context.Context) any) {
 	sys, self, inc, h := ctx.ActorSystem(), ctx.Self(), a.inc, a.drv
 	h.acquire()
-	a.env.Limiter.Go(context.Background(), func() {
+	submit := a.env.Limiter.Go
+	if op.cmd != nil {
+		submit = a.env.Limiter.GoCommand
+	}
+	submit(context.Background(), func() {
 		opCtx, cancel, ok := op.begin(timeout)
 		if !ok {
 			h.release()
@@ -468,7 +487,20 @@ func (a *Actor) onExecute(ctx actor.Context, e *Execute) {
 		}
 	}
 	a.queue = append(a.queue, &pending{key: key, spec: e.Spec, waiters: []waiter{w}})
+	a.withdrawPoll()
 	a.pump(ctx)
+}
+
+// withdrawPoll takes back a poll still waiting for a Limiter slot, so the command just queued runs first
+// instead of waiting behind a poll that itself waits behind the site's other commands. The poll stays due and
+// runs after the command.
+func (a *Actor) withdrawPoll() {
+	if a.op == nil || a.op.cmd != nil || !a.op.withdraw() {
+		return
+	}
+	a.op = nil
+	a.pollWanted = true
+	a.lastOpWasCmd = false
 }
 
 func (a *Actor) startCommand(ctx actor.Context, p *pending) {
@@ -621,21 +653,21 @@ func (a *Actor) pushStatus(ctx actor.Context) {
 type driverHandle struct {
 	d       miners.Driver
 	mu      sync.Mutex
-	inUse   bool
+	inUse   int // operations holding it: the one running, and a withdrawn poll whose queue entry has not ended
 	retired bool
 	closed  bool
 }
 
 func (h *driverHandle) acquire() {
 	h.mu.Lock()
-	h.inUse = true
+	h.inUse++
 	h.mu.Unlock()
 }
 
 func (h *driverHandle) release() {
 	h.mu.Lock()
-	h.inUse = false
-	closeNow := h.retired && !h.closed
+	h.inUse--
+	closeNow := h.retired && h.inUse == 0 && !h.closed
 	h.closed = h.closed || closeNow
 	h.mu.Unlock()
 	if closeNow {
@@ -646,7 +678,7 @@ func (h *driverHandle) release() {
 func (h *driverHandle) retire() {
 	h.mu.Lock()
 	h.retired = true
-	closeNow := !h.inUse && !h.closed
+	closeNow := h.inUse == 0 && !h.closed
 	h.closed = h.closed || closeNow
 	h.mu.Unlock()
 	if closeNow {

@@ -1,9 +1,11 @@
 package miner
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -383,5 +385,40 @@ func TestNoDriverIsAPollFailureNotACrash(t *testing.T) {
 	}
 	if h.incarnations("p-0") < 3 {
 		t.Fatal("the factory is retried on every poll")
+	}
+}
+
+func TestCommandWithdrawsAPollWaitingForASlot(t *testing.T) {
+	fleet, devs := drivertest.NewFleet(2)
+	h := startHarness(t, testConfig(), devs, fleet.Factory, clock.NewFake(time.Unix(1_700_000_000, 0)),
+		func(h *harness) { h.limiter = NewLimiter(1, nil) }) // one slot for the site
+	h.fleet = fleet
+	h.pollRounds(1, "m-0", "m-1")
+	h.settle()
+	d0, d1 := fleet.Get("m-0"), fleet.Get("m-1")
+	polls0, polls1 := d0.Polls(), d1.Polls()
+	block := make(chan struct{}) // another operation of the site holds the only slot
+	unblock := sync.OnceFunc(func() { close(block) })
+	t.Cleanup(unblock)
+	h.limiter.Go(context.Background(), func() { <-block }, nil)
+	testutil.Eventually(t, "the slot taken", func() bool { return h.limiter.InFlight() == 1 })
+	h.clk.Advance(h.cfg.PollInterval + h.cfg.PollJitter)
+	testutil.Eventually(t, "both polls wait for the slot", func() bool { return h.limiter.Queued() == 2 })
+
+	h.execute("m-0", "c1", "", pb.Action_ACTION_BLINK)
+	testutil.Eventually(t, "the command queued in the limiter", func() bool { return h.limiter.Queued() == 3 })
+	unblock()
+	testutil.Eventually(t, "the command's result", func() bool { return len(h.rec.resultsFor("c1")) == 1 })
+	testutil.Eventually(t, "both polled", func() bool { return d0.Polls() == polls0+1 && d1.Polls() == polls1+1 })
+	h.settle()
+	ops := d0.Ops()
+	if n := len(ops); n < 2 || ops[n-2] != "exec:ACTION_BLINK:c1" || ops[n-1] != "poll" {
+		t.Fatalf("m-0 ops %v: want the command ahead of the withdrawn poll, then the poll", ops)
+	}
+	if r := h.rec.resultsFor("c1")[0].Result; r.GetCode() != pb.ResultCode_RESULT_CODE_SUCCEEDED {
+		t.Fatalf("c1: %v", r)
+	}
+	if d0.Violations() != 0 || d0.Closed() != 0 {
+		t.Fatalf("driver overlapped (%d) or closed (%d) by the withdrawn poll", d0.Violations(), d0.Closed())
 	}
 }

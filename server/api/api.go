@@ -143,7 +143,8 @@ func writeError(w http.ResponseWriter, code int, kind, msg string) {
 // backendError maps an actor error to a response.
 func (a *API) backendError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
-	case errors.Is(err, grains.ErrInvalidCommand), errors.Is(err, grains.ErrUnknownMiner) && r.Method == http.MethodPost:
+	case errors.Is(err, grains.ErrInvalidCommand), errors.Is(err, grains.ErrInvalidQuery),
+		errors.Is(err, grains.ErrUnknownMiner) && r.Method == http.MethodPost:
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 	case errors.Is(err, grains.ErrUnknownMiner), errors.Is(err, grains.ErrUnknownCommand):
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
@@ -305,6 +306,20 @@ func (a *API) decodeCommand(w http.ResponseWriter, r *http.Request) (grains.Comm
 }
 
 func (a *API) getCommand(w http.ResponseWriter, r *http.Request) {
+	q, viewed, err := parseCommandQuery(r) // commands_query.go
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	if viewed {
+		v, err := a.commandView(r.Context(), r.PathValue("id"), q)
+		if err != nil {
+			a.backendError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, toCommandView(v))
+		return
+	}
 	rec, err := a.backend.Command(r.Context(), r.PathValue("id"))
 	if err != nil {
 		a.backendError(w, r, err)

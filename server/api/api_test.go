@@ -43,7 +43,7 @@ func (f *fakeBackend) Nodes(context.Context) (grains.NodesPage, error) {
 	return grains.NodesPage{}, f.err
 }
 
-func newAPI(t *testing.T, b Backend) *API {
+func newAPI(t testing.TB, b Backend) *API {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.AdminToken = token

@@ -11,6 +11,7 @@
 //	GET  /api/v1/miners/{id}                   ─▶ FleetView
 //	POST /api/v1/commands                       ─▶ Org (validate, record, route) → 202 {command_id}
 //	GET  /api/v1/commands/{id}                  ─▶ CommandTracker (or the store when finished)
+//	     [?summary=1 | ?results_after&limit&status] the counts only, or a page of results (commands_query.go)
 //	GET  /api/v1/nodes                          ─▶ FleetView
 //	GET  /api/v1/series, /api/v1/fleet/totals   ─▶ History (rollups) + FleetView (live)
 //	POST /api/v1/session, /users, /api-keys      ─▶ users.Service

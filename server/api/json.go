@@ -145,7 +145,11 @@ type commandJSON struct {
 	FinishedAt     *time.Time        `json:"finished_at"`
 	Summary        map[string]int    `json:"summary"`
 	NodeSeqs       map[string]uint64 `json:"node_seqs"`
-	Results        []minerResultJSON `json:"results"`
+	// Miners is how many miners the command names (results may hold one page of them, or none).
+	Miners int `json:"miners"`
+	// Results is absent with ?summary=1 (omitzero keeps an empty page as []).
+	Results          []minerResultJSON `json:"results,omitzero"`
+	NextResultsAfter string            `json:"next_results_after,omitempty"`
 }
 
 type nodeJSON struct {
@@ -302,14 +306,18 @@ func toCommand(rec *pb.CommandRecord) commandJSON {
 	if out.NodeSeqs == nil {
 		out.NodeSeqs = map[string]uint64{}
 	}
+	out.Miners = len(rec.GetMinerIds())
 	for _, id := range rec.GetMinerIds() {
-		r := rec.GetResults()[id]
-		st := grains.ResultName(r.GetCode())
-		out.Summary[st]++
-		out.Results = append(out.Results, minerResultJSON{MinerID: id, Status: st, Code: grains.ResultCodeName(r.GetCode()),
-			Message: r.GetMessage(), StartedAt: tsMs(r.GetStartedAtUnixMs()), FinishedAt: tsMs(r.GetFinishedAtUnixMs())})
+		r := toMinerResult(id, rec.GetResults()[id])
+		out.Summary[r.Status]++
+		out.Results = append(out.Results, r)
 	}
 	return out
+}
+
+func toMinerResult(id string, r *pb.MinerResult) minerResultJSON {
+	return minerResultJSON{MinerID: id, Status: grains.ResultName(r.GetCode()), Code: grains.ResultCodeName(r.GetCode()),
+		Message: r.GetMessage(), StartedAt: tsMs(r.GetStartedAtUnixMs()), FinishedAt: tsMs(r.GetFinishedAtUnixMs())}
 }
 
 func toNode(n grains.NodeStatus, now time.Time) nodeJSON {

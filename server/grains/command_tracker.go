@@ -65,6 +65,8 @@ func (t *CommandTracker) Receive(ctx actor.Context) {
 		t.flushDirty()
 	case *getCommand:
 		t.onGet(ctx, m)
+	case *getCommandView:
+		t.onGetView(ctx, m)
 	case *trackerOrg:
 		t.org = m.pid
 	default:
@@ -242,4 +244,30 @@ func (t *CommandTracker) onGet(ctx actor.Context, m *getCommand) {
 	default:
 		ctx.Respond(rec)
 	}
+}
+
+// onGetView answers a view of a command (command_view.go): from the live record without cloning it, else
+// from the store.
+func (t *CommandTracker) onGetView(ctx actor.Context, m *getCommandView) {
+	var rec *pb.CommandRecord
+	if a := t.active[m.id]; a != nil {
+		rec = a.rec
+	} else {
+		var err error
+		rec, err = t.cfg.Store.Command(m.id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			ctx.Respond(fmt.Errorf("command %q: %w", m.id, ErrUnknownCommand))
+			return
+		case err != nil:
+			ctx.Respond(fmt.Errorf("command %q: %w: %v", m.id, ErrStore, err))
+			return
+		}
+	}
+	v, err := ViewCommand(rec, m.q)
+	if err != nil {
+		ctx.Respond(err)
+		return
+	}
+	ctx.Respond(v)
 }

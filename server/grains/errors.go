@@ -14,6 +14,9 @@ var (
 	ErrUnknownMiner = errors.New("unknown miner")
 	// ErrUnknownCommand: no command with that id.
 	ErrUnknownCommand = errors.New("unknown command")
+	// ErrInvalidQuery: a view of a command that cannot be answered as asked (a page after a miner the command
+	// does not name, a bad limit or status, results asked of a summary).
+	ErrInvalidQuery = errors.New("invalid command query")
 	// ErrIdempotencyConflict: the idempotency key was used before for a different command.
 	ErrIdempotencyConflict = errors.New("idempotency key already used for a different command")
 	// ErrInvalidNode: a node id that cannot be used (empty, too long, contains '/').

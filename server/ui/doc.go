@@ -12,5 +12,6 @@
 //	        ─POST /api/v1/session──────────▶ cookie hashfleet_session + csrf_token (kept in memory only)
 //	        ─GET /api/v1/miners?sort&state&model&node&site&q&offset&limit─▶ one page
 //	        ─GET /api/v1/series, /api/v1/fleet/totals─▶ charts
-//	        ─POST /api/v1/commands (X-CSRF-Token), GET /api/v1/commands/{id}─▶ bulk progress
+//	        ─POST /api/v1/commands (X-CSRF-Token), GET /api/v1/commands/{id}?summary=1─▶ bulk progress
+//	          (then ?status=failed,timeout&limit=200 once, for the miners that did not succeed)
 package ui

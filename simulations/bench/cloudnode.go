@@ -63,7 +63,7 @@ func startCloudNode(ctx context.Context, o Options, c *cloudProc, no cloudNodeOp
 	}
 	n.opts = bootstrap.NodeRunOptions{DataDir: dir, Devices: no.devices, PollInterval: no.pollInterval, LocalUI: "off",
 		AdminListen: bootstrap.NodeAdminOff, GossipListen: gossip, Logger: quietLogger(o.Logger), WrapDrivers: no.wrap,
-		WriteLog: no.writes}
+		WriteLog: no.writes, MaxInFlight: o.MaxInFlight, MaxCommandsInFlight: o.MaxCommandsInFlight}
 	if err := n.start(ctx); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start node %s: %w", no.name, err)

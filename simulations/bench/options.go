@@ -29,6 +29,9 @@ type Options struct {
 	// MaxInFlight bounds the connections open at once: the node's MaxInFlight, and the bare loop's number of
 	// workers. Default 256 (the node's default).
 	MaxInFlight int
+	// MaxCommandsInFlight is the node's MaxCommandsInFlight (fanout): connections a command wave may open,
+	// ahead of the polls. Default 0: the node's default.
+	MaxCommandsInFlight int
 	// BacklogSamples is the node's MaxBacklogSamples. The node runs without a cloud link, so nothing is ever
 	// acked and the outbox stays full at this bound; the default of 4,000 is what a connected node holds at
 	// most (8 batches of 500 in flight). The node's own default, 100,000, is what it keeps while the cloud is
@@ -207,6 +210,9 @@ func (o Options) Validate() error {
 	if o.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("max in-flight %d must be at least 1", o.MaxInFlight))
 	}
+	if o.MaxCommandsInFlight < 0 {
+		errs = append(errs, fmt.Errorf("max command in-flight %d must not be negative", o.MaxCommandsInFlight))
+	}
 	if o.MemoryLimitMiB < 0 {
 		errs = append(errs, fmt.Errorf("memory limit %d MiB must not be negative", o.MemoryLimitMiB))
 	}
@@ -254,6 +260,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.Warmup, "warmup", o.Warmup, "time before the measurement window (default interval+jitter+2s)")
 	fs.DurationVar(&o.Duration, "duration", o.Duration, "measurement window (default 60s)")
 	fs.IntVar(&o.MaxInFlight, "max-inflight", o.MaxInFlight, "connections in flight at once: the node's MaxInFlight and the bare loop's workers (default 256)")
+	fs.IntVar(&o.MaxCommandsInFlight, "max-command-inflight", o.MaxCommandsInFlight, "fanout: the node's MaxCommandsInFlight, connections a command wave may open ahead of the polls (default: the node's, 512)")
 	fs.IntVar(&o.BacklogSamples, "backlog-samples", o.BacklogSamples, "node MaxBacklogSamples (default 4000, a connected node's worst case)")
 	fs.IntVar(&o.MemoryLimitMiB, "memory-limit", o.MemoryLimitMiB, "node MemoryLimit in MiB: the Go soft memory limit while the node runs (default 0: GOMEMLIMIT's)")
 	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "node store directory (default: a temporary directory)")

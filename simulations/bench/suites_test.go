@@ -63,6 +63,11 @@ func TestFanoutSuite(t *testing.T) {
 		if !(p50 > 0 && p99 >= p50 && all >= p99-1) {
 			t.Errorf("%s: p50 %v p99 %v all acked %v", a, p50, p99, all)
 		}
+		started, _ := res.Metric(a + "_miner_started_p50_ms")
+		node, _ := res.Metric(a + "_node_cpu_median_ms")
+		if !(started > 0 && started <= p50+1 && node > 0) {
+			t.Errorf("%s: slot taken p50 %v (latency p50 %v), node CPU %v ms", a, started, p50, node)
+		}
 	}
 }
 
@@ -73,12 +78,12 @@ func TestIngestSuite(t *testing.T) {
 	}
 	o := testOptions(t, 60)
 	o.Nodes, o.Interval, o.Warmup, o.Duration = 2, time.Second, time.Second, 4*time.Second
+	o.CPUProfile = filepath.Join(t.TempDir(), "ing.prof")
 	res, err := IngestSuite{}.Run(context.Background(), o, discardProgress{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Log(resultText(res))
-	o.CPUProfile = filepath.Join(t.TempDir(), "ing.prof")
 	// 60 miners at 1s for 4s: about 240 samples.
 	if v, _ := res.Metric("samples_applied"); v < 150 {
 		t.Errorf("%v samples applied, want about 240", v)
@@ -92,17 +97,17 @@ func TestIngestSuite(t *testing.T) {
 			t.Errorf("%s = %v", k, v)
 		}
 	}
-}
-
-func TestSumCounter(t *testing.T) {
-	text := `# HELP hashfleet_server_telemetry_samples_total x
-# TYPE hashfleet_server_telemetry_samples_total counter
 	// The cloud's profiles cover the two windows: without probes, and with them.
 	for _, name := range []string{"cloud-quiet", "cloud", "node"} {
 		if fi, err := os.Stat(o.CPUProfile + "." + name); err != nil || fi.Size() == 0 {
 			t.Errorf("profile %s: %v", name, err)
 		}
 	}
+}
+
+func TestSumCounter(t *testing.T) {
+	text := `# HELP hashfleet_server_telemetry_samples_total x
+# TYPE hashfleet_server_telemetry_samples_total counter
 hashfleet_server_telemetry_samples_total{result="applied"} 1200
 hashfleet_server_telemetry_samples_total{result="duplicate"} 3
 hashfleet_server_telemetry_samples_total_other{result="applied"} 99

@@ -243,7 +243,11 @@ type Command struct {
 	CreatedAt  *time.Time     `json:"created_at"`
 	FinishedAt *time.Time     `json:"finished_at"`
 	Summary    map[string]int `json:"summary"`
-	Results    []MinerResult  `json:"results"`
+	// Miners is how many miners the command names (0 from a server older than the field).
+	Miners  int           `json:"miners"`
+	Results []MinerResult `json:"results"`
+	// NextResultsAfter, on a page of results (CommandResults), starts the next page; "" after the last.
+	NextResultsAfter string `json:"next_results_after"`
 }
 
 // Final reports how many miners have a final result (succeeded, failed or timed out).
@@ -252,7 +256,13 @@ func (c Command) Final() int {
 }
 
 // Done reports whether every miner has a final result.
-func (c Command) Done() bool { return len(c.Results) > 0 && c.Final() >= len(c.Results) }
+func (c Command) Done() bool {
+	n := c.Miners
+	if n == 0 {
+		n = len(c.Results)
+	}
+	return n > 0 && c.Final() >= n
+}
 
 // IssueCommand posts a command.
 func (c *Client) IssueCommand(ctx context.Context, req CommandRequest) (Accepted, error) {
@@ -264,6 +274,35 @@ func (c *Client) IssueCommand(ctx context.Context, req CommandRequest) (Accepted
 func (c *Client) Command(ctx context.Context, id string) (Command, error) {
 	var out Command
 	return out, c.Do(ctx, http.MethodGet, "/api/v1/commands/"+url.PathEscape(id), nil, &out)
+}
+
+// CommandSummary reads a command's status and counts without its per-miner results (?summary=1): what a
+// progress view polls.
+func (c *Client) CommandSummary(ctx context.Context, id string) (Command, error) {
+	var out Command
+	return out, c.Do(ctx, http.MethodGet, "/api/v1/commands/"+url.PathEscape(id)+"?summary=1", nil, &out)
+}
+
+// CommandResults reads one page of a command's results: at most limit (0: every remaining one) after the
+// miner after ("" from the first), only those with one of statuses when given. The page's NextResultsAfter
+// starts the next one.
+func (c *Client) CommandResults(ctx context.Context, id, after string, limit int, statuses ...string) (Command, error) {
+	q := url.Values{}
+	if after != "" {
+		q.Set("results_after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if len(statuses) > 0 {
+		q.Set("status", strings.Join(statuses, ","))
+	}
+	path := "/api/v1/commands/" + url.PathEscape(id)
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out Command
+	return out, c.Do(ctx, http.MethodGet, path, nil, &out)
 }
 
 // Ports overrides discovery's probe ports per protocol.

@@ -141,7 +141,9 @@ export async function minersPage(root, _arg, onError, params) {
     } catch (e) { onError(e); }
   }
 
-  // track shows a bulk command's progress until every miner has a final result.
+  // track shows a bulk command's progress until every miner has a final result. It polls the counts only
+  // (?summary=1: a few hundred bytes whatever the size of the command), and asks for the miners that did not
+  // succeed once, at the end.
   function track(id, action, n) {
     const bar = el("progress", { max: n, value: 0 });
     const text = el("span", { class: "summary", text: "issued" });
@@ -151,16 +153,20 @@ export async function minersPage(root, _arg, onError, params) {
     const poll = async () => {
       if (stopped) return;
       try {
-        const c = await api("/api/v1/commands/" + encodeURIComponent(id));
+        const path = "/api/v1/commands/" + encodeURIComponent(id);
+        const c = await api(path + "?summary=1");
         const s = c.summary || {};
         const done = (s.succeeded || 0) + (s.failed || 0) + (s.timeout || 0);
         bar.value = done;
         text.textContent = `${c.status}: ` + Object.entries(s).filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join(", ");
         box.dataset.status = c.status;
         if (FINAL.has(c.status)) {
-          const failed = (c.results || []).filter((r) => r.status !== "succeeded");
-          if (failed.length) box.append(el("details", null, el("summary", { text: `${failed.length} not succeeded` }),
-            el("ul", null, ...failed.slice(0, 200).map((r) => el("li", { text: `${r.miner_id}: ${r.status} ${r.code || ""} ${r.message || ""}` })))));
+          const notOK = (s.failed || 0) + (s.timeout || 0);
+          if (notOK) {
+            const page = await api(path + "?status=failed,timeout&limit=200");
+            box.append(el("details", null, el("summary", { text: `${notOK} not succeeded` }),
+              el("ul", null, ...(page.results || []).map((r) => el("li", { text: `${r.miner_id}: ${r.status} ${r.code || ""} ${r.message || ""}` })))));
+          }
           toast(`${action} × ${n}: ${c.status}`);
           return;
         }
