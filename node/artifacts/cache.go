@@ -18,13 +18,7 @@ import (
 
 // tryLockFile takes sha's download lock if it is free.
 func (c *Client) tryLockFile(sha string) (func(), bool) {
-	c.mu.Lock()
-	l, ok := c.files[sha]
-	if !ok {
-		l = make(chan struct{}, 1)
-		c.files[sha] = l
-	}
-	c.mu.Unlock()
+	l := c.fileLock(sha)
 	select {
 	case l <- struct{}{}:
 		return func() { <-l }, true

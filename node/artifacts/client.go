@@ -68,15 +68,21 @@ func (c *Client) acquire(ctx context.Context) error {
 
 func (c *Client) release() { <-c.sem }
 
-// lockFile serializes downloads of one sha: the miners of a firmware update share one fetch.
-func (c *Client) lockFile(ctx context.Context, sha string) (func(), error) {
+// fileLock is sha's download lock: a channel of one slot, held while a download (or a sweep) works on it.
+func (c *Client) fileLock(sha string) chan struct{} {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	l, ok := c.files[sha]
 	if !ok {
 		l = make(chan struct{}, 1)
 		c.files[sha] = l
 	}
-	c.mu.Unlock()
+	return l
+}
+
+// lockFile serializes downloads of one sha: the miners of a firmware update share one fetch.
+func (c *Client) lockFile(ctx context.Context, sha string) (func(), error) {
+	l := c.fileLock(sha)
 	select {
 	case l <- struct{}{}:
 		return func() { <-l }, nil

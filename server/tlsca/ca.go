@@ -176,24 +176,26 @@ func randomSerial() (*big.Int, error) {
 	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 }
 
-func (ca *CA) createCA(now time.Time) error {
+// newCACert makes a CA key and its self-signed certificate (DER), named "hashfleet <kind> CA <random tag>",
+// valid from now for validity.
+func newCACert(kind string, now time.Time, validity time.Duration) (*ecdsa.PrivateKey, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return fmt.Errorf("generate CA key: %w", err)
+		return nil, nil, fmt.Errorf("generate CA key: %w", err)
 	}
 	serial, err := randomSerial()
 	if err != nil {
-		return fmt.Errorf("CA serial: %w", err)
+		return nil, nil, fmt.Errorf("CA serial: %w", err)
 	}
 	var tag [4]byte
 	if _, err := rand.Read(tag[:]); err != nil {
-		return fmt.Errorf("CA name: %w", err)
+		return nil, nil, fmt.Errorf("CA name: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "hashfleet server CA " + hex.EncodeToString(tag[:]), Organization: []string{"hashfleet"}},
+		Subject:               pkix.Name{CommonName: "hashfleet " + kind + " CA " + hex.EncodeToString(tag[:]), Organization: []string{"hashfleet"}},
 		NotBefore:             now.Add(-backdate),
-		NotAfter:              now.Add(ca.cfg.CAValidity),
+		NotAfter:              now.Add(validity),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		MaxPathLenZero:        true,
@@ -201,7 +203,15 @@ func (ca *CA) createCA(now time.Time) error {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return fmt.Errorf("create CA certificate: %w", err)
+		return nil, nil, fmt.Errorf("create CA certificate: %w", err)
+	}
+	return key, der, nil
+}
+
+func (ca *CA) createCA(now time.Time) error {
+	key, der, err := newCACert("server", now, ca.cfg.CAValidity)
+	if err != nil {
+		return err
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {

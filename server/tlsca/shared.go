@@ -2,11 +2,7 @@ package tlsca
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"time"
@@ -25,32 +21,9 @@ func NewCAPEM(now time.Time, validity time.Duration) (certPEM, keyPEM []byte, er
 	if validity <= 0 {
 		validity = DefaultConfig("").CAValidity
 	}
-	ca := &CA{cfg: Config{CAValidity: validity}}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, der, err := newCACert("cluster", now, validity)
 	if err != nil {
-		return nil, nil, fmt.Errorf("tlsca: generate CA key: %w", err)
-	}
-	serial, err := randomSerial()
-	if err != nil {
-		return nil, nil, fmt.Errorf("tlsca: CA serial: %w", err)
-	}
-	var tag [4]byte
-	if _, err := rand.Read(tag[:]); err != nil {
-		return nil, nil, fmt.Errorf("tlsca: CA name: %w", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "hashfleet cluster CA " + hex.EncodeToString(tag[:]), Organization: []string{"hashfleet"}},
-		NotBefore:             now.Add(-backdate),
-		NotAfter:              now.Add(ca.cfg.CAValidity),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		MaxPathLenZero:        true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("tlsca: create CA certificate: %w", err)
+		return nil, nil, fmt.Errorf("tlsca: %w", err)
 	}
 	keyPEM, err = encodeKey(key)
 	if err != nil {
