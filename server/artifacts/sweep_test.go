@@ -96,7 +96,7 @@ func TestSweepCapsTotalSizeLeastRecentlyUsedFirst(t *testing.T) {
 	}
 	now := time.Now()
 	p := DefaultSweepPolicy()
-	p.BlobAge, p.MaxBytes = -1, 250 // no age limit; at most 250 bytes
+	p.BlobAge, p.MaxBytes = -1, 250                                     // no age limit; at most 250 bytes
 	a := putBlob(t, s, strings.Repeat("a", 100), now.Add(-3*time.Hour)) // least recently used, but in use
 	b := putBlob(t, s, strings.Repeat("b", 100), now.Add(-2*time.Hour))
 	c := putBlob(t, s, strings.Repeat("c", 100), now.Add(-time.Hour))
