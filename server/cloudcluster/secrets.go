@@ -387,11 +387,6 @@ func (o *OrgSigner) current() *signing.OrgKeys {
 // Sign implements grains.Signer: the active key at the clock's now.
 func (o *OrgSigner) Sign(cmd *pb.ControlCommand) error { return o.current().Sign(cmd, o.clk.Now()) }
 
-// SignWith implements grains.Signer.
-func (o *OrgSigner) SignWith(keyID string, cmd *pb.ControlCommand) error {
-	return o.current().SignWith(keyID, cmd, o.clk.Now())
-}
-
 // Keys implements grains.Signer: every key's public record (HelloAck, EnrollResponse).
 func (o *OrgSigner) Keys() []*pb.CommandKey { return o.current().PublicKeys() }
 

@@ -21,9 +21,6 @@ type Signer interface {
 	// Sign fills cmd.KeyId and cmd.Signature over (actor, node_id, monotonic_seq, key_id, lease_epoch,
 	// idempotency_key, payload) with the org's active key.
 	Sign(cmd *pb.ControlCommand) error
-	// SignWith signs with the named key, which must still be usable (a rotation's announcement is signed by
-	// the key nodes already trust).
-	SignWith(keyID string, cmd *pb.ControlCommand) error
 	// Keys are the public keys sent in HelloAck.command_keys.
 	Keys() []*pb.CommandKey
 }

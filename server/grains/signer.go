@@ -20,8 +20,3 @@ func (s OrgKeysSigner) Sign(cmd *pb.ControlCommand) error { return s.Org.Sign(cm
 
 // Keys implements Signer.
 func (s OrgKeysSigner) Keys() []*pb.CommandKey { return s.Org.PublicKeys() }
-
-// SignWith implements Signer.
-func (s OrgKeysSigner) SignWith(keyID string, cmd *pb.ControlCommand) error {
-	return s.Org.SignWith(keyID, cmd, s.Clock.Now())
-}

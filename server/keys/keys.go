@@ -180,13 +180,8 @@ func (m *Manager) OrgID() string { return m.cfg.OrgID }
 // Sign signs cmd with the active key at the clock's now (grains.Signer).
 func (m *Manager) Sign(cmd *pb.ControlCommand) error { return m.current().Sign(cmd, m.cfg.Clock.Now()) }
 
-// SignWith signs cmd with keyID, which must be usable now (grains.Signer; key announcements).
-func (m *Manager) SignWith(keyID string, cmd *pb.ControlCommand) error {
-	return m.current().SignWith(keyID, cmd, m.cfg.Clock.Now())
-}
-
 // Rotate makes a new active key and schedules the current one to retire after overlap (persisted first).
-// Send the returned Rotation to every node, signed with Rotation.SignerKeyID.
+// Send the returned Rotation to every node, signed by Rotation.Sign (the key active until now).
 func (m *Manager) Rotate(now time.Time, overlap time.Duration) (*signing.Rotation, error) {
 	var rot *signing.Rotation
 	err := m.change(func(o *signing.OrgKeys) error {
