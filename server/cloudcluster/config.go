@@ -63,6 +63,9 @@ type Config struct {
 	// Signer signs every command before it is queued and lists the keys sent in HelloAck (the org's
 	// issuance keys, server/keys). Nil: commands go unsigned (tests of the cluster wiring only).
 	Signer grains.Signer
+	// KeyReload is how often each member reads the shared command-key row and picks up a rotation or
+	// revocation made on another member (when Signer is the shared OrgSigner). Default 2s.
+	KeyReload time.Duration
 	// Commands is the shared store of org commands (Org and Miner grains). Nil: Store, when it is one
 	// (server/pgstore); otherwise the org command endpoints answer ErrUnavailable.
 	Commands CommandStore
@@ -92,7 +95,7 @@ func DefaultConfig() Config {
 	return Config{ClusterName: "hashfleet", Host: "127.0.0.1", Provider: ProviderEtcd, EtcdKeyPrefix: "/hashfleet/cluster",
 		Lease: lease.DefaultConfig(), RequestTimeout: 5 * time.Second, ReattachBackoff: 200 * time.Millisecond,
 		HeartbeatExpiration: 6 * time.Second, Retention: DefaultRetentionConfig(),
-		CommandTimeout: 60 * time.Second, MaxCommandMiners: 10_000, CallWorkers: 8}
+		CommandTimeout: 60 * time.Second, MaxCommandMiners: 10_000, CallWorkers: 8, KeyReload: 2 * time.Second}
 }
 
 func (c Config) withDefaults() Config {
@@ -129,6 +132,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CallWorkers == 0 {
 		c.CallWorkers = d.CallWorkers
+	}
+	if c.KeyReload == 0 {
+		c.KeyReload = d.KeyReload
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real()
@@ -185,7 +191,7 @@ func (c Config) Validate() error {
 	if err := c.Retention.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.RequestTimeout < 0 || c.ReattachBackoff < 0 || c.HeartbeatExpiration < 0 || c.CommandTimeout < 0 {
+	if c.RequestTimeout < 0 || c.ReattachBackoff < 0 || c.HeartbeatExpiration < 0 || c.CommandTimeout < 0 || c.KeyReload < 0 {
 		errs = append(errs, fmt.Errorf("%w: durations must not be negative", ErrConfig))
 	}
 	if c.MaxCommandMiners < 0 || c.CallWorkers < 0 {

@@ -38,6 +38,11 @@
 // keys (Config.Signer); a revocation on any member ends the node's streams on every member (ClusterCutNode
 // to each member's auth actor).
 //
+// Command keys (keys.go, keys_api.go, keys_http.go, keys_watcher.go): rotation and revocation on any member
+// are a compare-and-set on the sealed key row; the change is queued to every confirmed node through its Node
+// grain (announcements signed by the key they retire), and every member's KeyWatcher installs a newer row
+// version within Config.KeyReload.
+//
 // Every member also runs a RetentionActor (retention.go) that keeps the telemetry history's daily partitions:
 // created ahead, dropped past the retention, on the business clock; the store makes concurrent runs harmless.
 //

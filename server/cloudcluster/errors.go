@@ -19,4 +19,12 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrUnavailable: the cloud has no shared command store (org commands need server/pgstore).
 	ErrUnavailable = errors.New("org commands need the shared store")
+	// ErrKeysUnavailable: this member cannot change the command keys (no shared secrets, or a store that
+	// offers no compare-and-set of secret rows or no node records).
+	ErrKeysUnavailable = errors.New("command keys cannot be changed on this member")
+	// ErrKeyConflict: the command keys changed under the request (another member rotated first), or the
+	// request would leave no key to sign with (revoking the active key).
+	ErrKeyConflict = errors.New("command key conflict")
+	// ErrUnknownKey: no such command key id in the org's key set.
+	ErrUnknownKey = errors.New("unknown command key")
 )

@@ -20,6 +20,7 @@ const maxBody = 1 << 20
 //	POST /cluster/v1/orgs/{org}/commands  {"idempotency_key","miner_ids","action",…} → orgIssueJSON
 //	GET  /cluster/v1/commands/{id}                                                 → orgCommandJSON
 //	GET  /cluster/v1/miners/{id}                                                   → minerJSON
+//	GET  /cluster/v1/keys, POST /cluster/v1/keys/rotate, POST /cluster/v1/keys/{id}/revoke|announce (keys_http.go)
 func (m *Member) Handler(token string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /cluster/v1/nodes/{node}/commands", m.handleIssue)
@@ -27,6 +28,10 @@ func (m *Member) Handler(token string) http.Handler {
 	mux.HandleFunc("POST /cluster/v1/orgs/{org}/commands", m.handleOrgIssue) // commands_http.go
 	mux.HandleFunc("GET /cluster/v1/commands/{id}", m.handleCommand)
 	mux.HandleFunc("GET /cluster/v1/miners/{id}", m.handleMiner)
+	mux.HandleFunc("GET /cluster/v1/keys", m.handleKeys) // keys_http.go
+	mux.HandleFunc("POST /cluster/v1/keys/rotate", m.handleRotateKeys)
+	mux.HandleFunc("POST /cluster/v1/keys/{id}/revoke", m.handleRevokeKey)
+	mux.HandleFunc("POST /cluster/v1/keys/{id}/announce", m.handleAnnounceKey)
 	mux.HandleFunc("GET /cluster/v1/members", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"self": m.ID(), "address": m.Address(), "members": m.Members()})
 	})

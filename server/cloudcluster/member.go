@@ -52,6 +52,8 @@ type Member struct {
 	retention *actor.PID
 	// sweeper wakes Org grains with overdue commands (commands_sweeper.go); nil without a command store.
 	sweeper *actor.PID
+	// keys reloads the shared command keys (keys_watcher.go); nil without them.
+	keys *actor.PID
 
 	mu      sync.Mutex
 	stopped bool
@@ -112,6 +114,9 @@ func Start(cfg Config) (*Member, error) {
 	if e.commands != nil {
 		m.sweeper = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newCommandSweeper(e) }))
 	}
+	if ks, ok := cfg.Signer.(*OrgSigner); ok && ks.Shared() {
+		m.keys = system.Root.Spawn(KeyWatcherProps(ks, cfg.Clock, cfg.KeyReload, e.log))
+	}
 	e.log.Info("cluster member started", slog.String("member", system.ID), slog.String("address", system.Address()),
 		slog.String("provider", cfg.Provider))
 	return m, nil
@@ -143,6 +148,9 @@ func (m *Member) Stop(graceful bool) {
 	}
 	if m.sweeper != nil {
 		_ = m.system.Root.StopFuture(m.sweeper).Wait()
+	}
+	if m.keys != nil {
+		_ = m.system.Root.StopFuture(m.keys).Wait()
 	}
 	m.env.caller.close()
 	m.c.Shutdown(graceful)

@@ -206,12 +206,19 @@ func (g *NodeGrain) onIssue(ctx actor.Context, m *pb.ClusterIssueCommand) {
 		ctx.Respond(reply)
 		return
 	}
+	sign, err := keyCommandSigner(g.env.cfg.Signer, m.GetPayload()) // keys.go: announcements signed by the key they retire
+	if err != nil {
+		g.log.Warn("command refused before queueing", slog.String("command", m.GetCommandId()), slog.Any("err", err))
+		reply.Error = err.Error()
+		ctx.Respond(reply)
+		return
+	}
 	cmd, existed, err := g.env.cfg.Store.IssueOnce(g.id, m.GetCommandId(), func(seq uint64) (*pb.ControlCommand, error) {
 		cmd := &pb.ControlCommand{CommandId: m.GetCommandId(), Actor: m.GetActor(), NodeId: g.id, MonotonicSeq: seq,
 			LeaseEpoch: g.hello.GetLeaseEpoch(), IdempotencyKey: m.GetCommandId(), Payload: m.GetPayload(),
 			IssuedAtUnixMs: m.GetIssuedAtUnixMs()}
-		if s := g.env.cfg.Signer; s != nil {
-			if err := s.Sign(cmd); err != nil {
+		if sign != nil {
+			if err := sign(cmd); err != nil {
 				return nil, fmt.Errorf("sign: %w", err)
 			}
 		}

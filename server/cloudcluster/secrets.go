@@ -260,6 +260,7 @@ func OpenSecrets(st SecretStore, kek KEK, orgID string, clk clock.Clock) (*Secre
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorruptSecret, name, err)
 	}
 	s.Signer = &OrgSigner{org: org, clk: clk}
+	s.Signer.attach(st, kek, orgID, name) // keys.go: rotation, revocation and reload
 	s.noteCreated(created, name)
 	return s, nil
 }
@@ -322,6 +323,8 @@ func checkCA(certPEM, keyPEM []byte) error {
 type keysJSON struct {
 	OrgID string        `json:"org_id"`
 	Keys  []keyJSONItem `json:"keys"`
+	// Announcements are the latest rotations' announcements, sent again on request (keys.go).
+	Announcements []announcementJSON `json:"announcements,omitempty"`
 }
 
 type keyJSONItem struct {
@@ -330,8 +333,8 @@ type keyJSONItem struct {
 }
 
 // encodeKeys returns the public records (JSON list of protojson keys) and the sealed form's plaintext.
-func encodeKeys(orgID string, recs []signing.KeyRecord) (public, plain []byte, err error) {
-	f := keysJSON{OrgID: orgID}
+func encodeKeys(orgID string, recs []signing.KeyRecord, anns ...announcementJSON) (public, plain []byte, err error) {
+	f := keysJSON{OrgID: orgID, Announcements: anns}
 	var pubs []json.RawMessage
 	for _, r := range recs {
 		b, err := protojson.Marshal(r.Key)
@@ -371,9 +374,11 @@ func decodeKeys(name, orgID string, plain []byte) ([]signing.KeyRecord, error) {
 
 // OrgSigner signs commands with the org's shared issuance keys (grains.Signer). Safe for concurrent use.
 type OrgSigner struct {
-	mu  sync.Mutex
-	org *signing.OrgKeys
-	clk clock.Clock
+	mu      sync.Mutex
+	org     *signing.OrgKeys
+	version int64 // of the stored row org was read from (0: not read back since start)
+	clk     clock.Clock
+	shared  *sharedKeys // the stored row (keys.go); nil: the keys cannot change
 }
 
 var _ grains.Signer = (*OrgSigner)(nil)
