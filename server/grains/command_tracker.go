@@ -148,7 +148,7 @@ func (t *CommandTracker) onAcked(ctx actor.Context, m *commandAcked) {
 		t.log.Debug("ack for a finished command", slog.String("command", m.commandID), slog.String("node", m.node))
 		return
 	}
-	t.changed(ctx, a, applyAck(a.rec, m.minerIDs, m.code, m.message, t.cfg.Clock.Now()))
+	t.changed(ctx, a, ApplyAck(a.rec, m.minerIDs, m.code, m.message, t.cfg.Clock.Now()))
 }
 
 func (t *CommandTracker) onReport(ctx actor.Context, m *commandReport) {
@@ -159,7 +159,7 @@ func (t *CommandTracker) onReport(ctx actor.Context, m *commandReport) {
 		return
 	}
 	t.takeResealed(ctx, a.rec, m)
-	t.changed(ctx, a, applyReport(a.rec, m.minerIDs, m.results, m.done, t.cfg.Clock.Now()))
+	t.changed(ctx, a, ApplyReport(a.rec, m.minerIDs, m.results, m.done, t.cfg.Clock.Now()))
 	t.promoteLogins(a.rec, m.results)
 	t.completeRotations(a.rec, m.node, m.results)
 }
@@ -170,7 +170,7 @@ func (t *CommandTracker) onTimedOut(ctx actor.Context, m *commandTimedOut) {
 		return
 	}
 	now := t.cfg.Clock.Now()
-	if applyTimeout(a.rec, t.cfg.CommandTimeout, now) {
+	if ApplyTimeout(a.rec, t.cfg.CommandTimeout, now) {
 		t.log.Warn("command timed out", slog.String("command", m.commandID), slog.Duration("after", t.cfg.CommandTimeout))
 	}
 	t.changed(ctx, a, true)
@@ -184,7 +184,7 @@ func (t *CommandTracker) changed(ctx actor.Context, a *activeCommand, changed bo
 	}
 	now := t.cfg.Clock.Now()
 	before := a.rec.GetStatus()
-	if !settle(a.rec, now) {
+	if !SettleRecord(a.rec, now) {
 		if a.rec.GetStatus() != before {
 			t.persist(a) // status changes (pending → running) are worth writing at once
 			return

@@ -12,7 +12,7 @@ import (
 )
 
 func viewRecord() *pb.CommandRecord {
-	rec := newRecord("c1", CommandRequest{Action: pb.Action_ACTION_REBOOT, MinerIDs: []string{"a", "b", "c", "d", "e"}}, time.UnixMilli(1000))
+	rec := NewCommandRecord("c1", CommandRequest{Action: pb.Action_ACTION_REBOOT, MinerIDs: []string{"a", "b", "c", "d", "e"}}, time.UnixMilli(1000))
 	rec.NodeSeqs["n1"] = 7
 	rec.Results["b"].Code = pb.ResultCode_RESULT_CODE_SUCCEEDED
 	rec.Results["c"].Code = pb.ResultCode_RESULT_CODE_FAILED
@@ -121,7 +121,7 @@ func bigRecord(n int) *pb.CommandRecord {
 	for i := range ids {
 		ids[i] = fmt.Sprintf("sim0-%d", i)
 	}
-	rec := newRecord("c1", CommandRequest{Action: pb.Action_ACTION_REBOOT, MinerIDs: ids}, time.UnixMilli(1000))
+	rec := NewCommandRecord("c1", CommandRequest{Action: pb.Action_ACTION_REBOOT, MinerIDs: ids}, time.UnixMilli(1000))
 	for i, id := range ids {
 		if i%2 == 0 {
 			r := rec.Results[id]

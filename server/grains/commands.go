@@ -69,8 +69,8 @@ func specFor(req CommandRequest) *pb.CommandSpec {
 		Params: coolingParams(req)}
 }
 
-// newRecord is the record of a freshly issued command: every miner pending.
-func newRecord(id string, req CommandRequest, now time.Time) *pb.CommandRecord {
+// NewCommandRecord is the record of a freshly issued command: every miner pending.
+func NewCommandRecord(id string, req CommandRequest, now time.Time) *pb.CommandRecord {
 	rec := &pb.CommandRecord{
 		CommandId: id, Actor: req.Actor, CreatedAtUnixMs: now.UnixMilli(),
 		MinerIds: slices.Clone(req.MinerIDs), Spec: specFor(req), Status: pb.ResultCode_RESULT_CODE_PENDING,
@@ -83,8 +83,8 @@ func newRecord(id string, req CommandRequest, now time.Time) *pb.CommandRecord {
 	return rec
 }
 
-// sameCommand reports whether req asks for what rec records (an idempotent retry).
-func sameCommand(rec *pb.CommandRecord, req CommandRequest) bool {
+// SameCommand reports whether req asks for what rec records (an idempotent retry).
+func SameCommand(rec *pb.CommandRecord, req CommandRequest) bool {
 	if rec.GetSpec().GetAction() != req.Action || rec.GetSpec().GetPowerTargetW() != req.PowerTargetW ||
 		len(rec.GetMinerIds()) != len(req.MinerIDs) || !samePools(rec.GetSpec().GetPools(), req.Pools) ||
 		rec.GetSpec().GetFirmware().GetSha256() != req.Firmware.GetSha256() || !maps.Equal(rec.GetSpec().GetParams(), coolingParams(req)) {
@@ -96,8 +96,8 @@ func sameCommand(rec *pb.CommandRecord, req CommandRequest) bool {
 	return slices.Equal(a, b)
 }
 
-// isFinal reports whether a code ends a miner's part of a command.
-func isFinal(c pb.ResultCode) bool {
+// IsFinalResult reports whether a code ends a miner's part of a command.
+func IsFinalResult(c pb.ResultCode) bool {
 	switch c {
 	case pb.ResultCode_RESULT_CODE_UNSPECIFIED, pb.ResultCode_RESULT_CODE_PENDING,
 		pb.ResultCode_RESULT_CODE_RUNNING, pb.ResultCode_RESULT_CODE_DUPLICATE:
@@ -106,17 +106,17 @@ func isFinal(c pb.ResultCode) bool {
 	return true
 }
 
-// applyAck folds a node's CommandAck for its part (minerIDs) into rec: RUNNING and DUPLICATE move pending
+// ApplyAck folds a node's CommandAck for its part (minerIDs) into rec: RUNNING and DUPLICATE move pending
 // miners to running; a refusal is final for every miner of the part without a final result.
-func applyAck(rec *pb.CommandRecord, minerIDs []string, code pb.ResultCode, msg string, now time.Time) bool {
+func ApplyAck(rec *pb.CommandRecord, minerIDs []string, code pb.ResultCode, msg string, now time.Time) bool {
 	changed := false
 	for _, id := range minerIDs {
 		r, ok := rec.Results[id]
-		if !ok || isFinal(r.Code) {
+		if !ok || IsFinalResult(r.Code) {
 			continue
 		}
 		switch {
-		case !isFinal(code):
+		case !IsFinalResult(code):
 			if r.Code != pb.ResultCode_RESULT_CODE_RUNNING {
 				r.Code = pb.ResultCode_RESULT_CODE_RUNNING
 				r.StartedAtUnixMs = now.UnixMilli()
@@ -137,18 +137,18 @@ func ackMessage(code pb.ResultCode, msg string) string {
 	return msg
 }
 
-// applyReport folds a node's CommandResultReport into rec. Results for miners the command does not name, or
+// ApplyReport folds a node's CommandResultReport into rec. Results for miners the command does not name, or
 // that already have a final result, are ignored (the first final result wins). When done, every miner of
 // the node's part (minerIDs) still without a final result fails.
-func applyReport(rec *pb.CommandRecord, minerIDs []string, results []*pb.MinerResult, done bool, now time.Time) bool {
+func ApplyReport(rec *pb.CommandRecord, minerIDs []string, results []*pb.MinerResult, done bool, now time.Time) bool {
 	changed := false
 	for _, in := range results {
 		r, ok := rec.Results[in.GetMinerId()]
-		if !ok || isFinal(r.Code) {
+		if !ok || IsFinalResult(r.Code) {
 			continue
 		}
 		code := in.GetCode()
-		if !isFinal(code) && code != pb.ResultCode_RESULT_CODE_UNSPECIFIED {
+		if !IsFinalResult(code) && code != pb.ResultCode_RESULT_CODE_UNSPECIFIED {
 			if r.Code != pb.ResultCode_RESULT_CODE_RUNNING { // progress never moves backwards
 				r.Code = pb.ResultCode_RESULT_CODE_RUNNING
 				r.StartedAtUnixMs = orNow(in.GetStartedAtUnixMs(), now.UnixMilli())
@@ -167,7 +167,7 @@ func applyReport(rec *pb.CommandRecord, minerIDs []string, results []*pb.MinerRe
 	}
 	if done {
 		for _, id := range minerIDs {
-			if r, ok := rec.Results[id]; ok && !isFinal(r.Code) {
+			if r, ok := rec.Results[id]; ok && !IsFinalResult(r.Code) {
 				r.Code = pb.ResultCode_RESULT_CODE_FAILED
 				r.Message = "node reported the command done without a result for this miner"
 				r.FinishedAtUnixMs = now.UnixMilli()
@@ -185,11 +185,11 @@ func orNow(v, def int64) int64 {
 	return def
 }
 
-// applyTimeout marks every miner without a final result as timed out.
-func applyTimeout(rec *pb.CommandRecord, timeout time.Duration, now time.Time) bool {
+// ApplyTimeout marks every miner without a final result as timed out.
+func ApplyTimeout(rec *pb.CommandRecord, timeout time.Duration, now time.Time) bool {
 	changed := false
 	for _, r := range rec.Results {
-		if !isFinal(r.Code) {
+		if !IsFinalResult(r.Code) {
 			r.Code = pb.ResultCode_RESULT_CODE_TIMEOUT
 			r.Message = fmt.Sprintf("no result from the node within %s", timeout)
 			r.FinishedAtUnixMs = now.UnixMilli()
@@ -199,13 +199,13 @@ func applyTimeout(rec *pb.CommandRecord, timeout time.Duration, now time.Time) b
 	return changed
 }
 
-// recordStatus is the overall status: PENDING until some miner is acked, RUNNING while any miner lacks a
+// RecordStatus is the overall status: PENDING until some miner is acked, RUNNING while any miner lacks a
 // final result, then SUCCEEDED when all succeeded, FAILED when any failed or was refused, else TIMEOUT.
-func recordStatus(rec *pb.CommandRecord) pb.ResultCode {
+func RecordStatus(rec *pb.CommandRecord) pb.ResultCode {
 	var open, started, failed, timedOut int
 	for _, r := range rec.Results {
 		switch {
-		case !isFinal(r.Code):
+		case !IsFinalResult(r.Code):
 			open++
 			if r.Code == pb.ResultCode_RESULT_CODE_RUNNING || r.Code == pb.ResultCode_RESULT_CODE_DUPLICATE {
 				started++
@@ -229,11 +229,11 @@ func recordStatus(rec *pb.CommandRecord) pb.ResultCode {
 	return pb.ResultCode_RESULT_CODE_SUCCEEDED
 }
 
-// settle updates rec.Status and, when every miner has a final result, FinishedAtUnixMs. It reports whether
+// SettleRecord updates rec.Status and, when every miner has a final result, FinishedAtUnixMs. It reports whether
 // the record finished now.
-func settle(rec *pb.CommandRecord, now time.Time) bool {
-	rec.Status = recordStatus(rec)
-	if rec.FinishedAtUnixMs != 0 || !isFinal(rec.Status) {
+func SettleRecord(rec *pb.CommandRecord, now time.Time) bool {
+	rec.Status = RecordStatus(rec)
+	if rec.FinishedAtUnixMs != 0 || !IsFinalResult(rec.Status) {
 		return false
 	}
 	rec.FinishedAtUnixMs = now.UnixMilli()

@@ -310,7 +310,7 @@ func applyPairingResult(rec *pb.PairingRecord, results []*pb.MinerResult, now ti
 	}
 	for _, r := range results {
 		d := by[r.GetMinerId()]
-		if d == nil || isFinal(d.GetCode()) {
+		if d == nil || IsFinalResult(d.GetCode()) {
 			continue
 		}
 		d.Code, d.Message, d.AtUnixMs = r.GetCode(), r.GetMessage(), now.UnixMilli()
@@ -330,8 +330,8 @@ func applyPairingResult(rec *pb.PairingRecord, results []*pb.MinerResult, now ti
 func applyPairingAck(rec *pb.PairingRecord, code pb.ResultCode, msg string, now time.Time) {
 	for _, d := range rec.GetDevices() {
 		switch {
-		case isFinal(d.GetCode()):
-		case isFinal(code):
+		case IsFinalResult(d.GetCode()):
+		case IsFinalResult(code):
 			d.Code, d.Message, d.AtUnixMs = code, "the node did not run the pairing: "+msg, now.UnixMilli()
 		case code == pb.ResultCode_RESULT_CODE_RUNNING || code == pb.ResultCode_RESULT_CODE_DUPLICATE:
 			d.Code = pb.ResultCode_RESULT_CODE_RUNNING
@@ -345,7 +345,7 @@ func finishPairing(rec *pb.PairingRecord, now time.Time) {
 		return
 	}
 	for _, d := range rec.GetDevices() {
-		if !isFinal(d.GetCode()) {
+		if !IsFinalResult(d.GetCode()) {
 			return
 		}
 	}

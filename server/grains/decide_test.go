@@ -160,48 +160,48 @@ func TestCommandRecordLifecycle(t *testing.T) {
 		failed    = pb.ResultCode_RESULT_CODE_FAILED
 		timeout   = pb.ResultCode_RESULT_CODE_TIMEOUT
 	)
-	rec := newRecord("c", CommandRequest{MinerIDs: []string{"a", "b", "c"}, Action: pb.Action_ACTION_REBOOT}, t0)
-	if recordStatus(rec) != pending {
+	rec := NewCommandRecord("c", CommandRequest{MinerIDs: []string{"a", "b", "c"}, Action: pb.Action_ACTION_REBOOT}, t0)
+	if RecordStatus(rec) != pending {
 		t.Fatal("new record not pending")
 	}
-	if !applyAck(rec, []string{"a", "b"}, running, "", t0) || code(rec, "a") != running || code(rec, "c") != pending {
+	if !ApplyAck(rec, []string{"a", "b"}, running, "", t0) || code(rec, "a") != running || code(rec, "c") != pending {
 		t.Fatal("ack did not start the node's part")
 	}
-	if settle(rec, t0) || rec.Status != running {
+	if SettleRecord(rec, t0) || rec.Status != running {
 		t.Fatalf("status %v after ack", rec.Status)
 	}
 	// A result for a miner the command does not name is ignored; a final result is kept.
-	applyReport(rec, []string{"a", "b"}, []*pb.MinerResult{{MinerId: "zz", Code: succeeded}, {MinerId: "a", Code: succeeded}}, false, t0)
+	ApplyReport(rec, []string{"a", "b"}, []*pb.MinerResult{{MinerId: "zz", Code: succeeded}, {MinerId: "a", Code: succeeded}}, false, t0)
 	if code(rec, "a") != succeeded || rec.Results["a"].FinishedAtUnixMs == 0 {
 		t.Fatal("result not applied")
 	}
-	applyReport(rec, nil, []*pb.MinerResult{{MinerId: "a", Code: failed}, {MinerId: "a", Code: running}}, false, t0)
+	ApplyReport(rec, nil, []*pb.MinerResult{{MinerId: "a", Code: failed}, {MinerId: "a", Code: running}}, false, t0)
 	if code(rec, "a") != succeeded {
 		t.Fatal("a final result was overwritten")
 	}
 	// done without a result for b: b fails.
-	applyReport(rec, []string{"a", "b"}, nil, true, t0)
+	ApplyReport(rec, []string{"a", "b"}, nil, true, t0)
 	if code(rec, "b") != failed || !strings.Contains(rec.Results["b"].Message, "without a result") {
 		t.Fatalf("b after done: %v", rec.Results["b"])
 	}
 	// c's node refused.
-	applyAck(rec, []string{"c"}, pb.ResultCode_RESULT_CODE_REFUSED_SEQ, "", t0)
-	if code(rec, "c") != pb.ResultCode_RESULT_CODE_REFUSED_SEQ || !settle(rec, t0.Add(time.Second)) || rec.Status != failed {
+	ApplyAck(rec, []string{"c"}, pb.ResultCode_RESULT_CODE_REFUSED_SEQ, "", t0)
+	if code(rec, "c") != pb.ResultCode_RESULT_CODE_REFUSED_SEQ || !SettleRecord(rec, t0.Add(time.Second)) || rec.Status != failed {
 		t.Fatalf("after refusal: %v %v", rec.Results["c"], rec.Status)
 	}
-	if settle(rec, t0.Add(2*time.Second)) || rec.FinishedAtUnixMs != t0.Add(time.Second).UnixMilli() {
-		t.Fatal("settle finished twice")
+	if SettleRecord(rec, t0.Add(2*time.Second)) || rec.FinishedAtUnixMs != t0.Add(time.Second).UnixMilli() {
+		t.Fatal("SettleRecord finished twice")
 	}
 
-	rec = newRecord("d", CommandRequest{MinerIDs: []string{"a", "b"}, Action: pb.Action_ACTION_REBOOT}, t0)
-	applyReport(rec, []string{"a", "b"}, []*pb.MinerResult{{MinerId: "a", Code: succeeded}}, false, t0)
-	if !applyTimeout(rec, time.Minute, t0.Add(time.Minute)) || code(rec, "b") != timeout || code(rec, "a") != succeeded {
+	rec = NewCommandRecord("d", CommandRequest{MinerIDs: []string{"a", "b"}, Action: pb.Action_ACTION_REBOOT}, t0)
+	ApplyReport(rec, []string{"a", "b"}, []*pb.MinerResult{{MinerId: "a", Code: succeeded}}, false, t0)
+	if !ApplyTimeout(rec, time.Minute, t0.Add(time.Minute)) || code(rec, "b") != timeout || code(rec, "a") != succeeded {
 		t.Fatalf("timeout: %v", rec.Results)
 	}
-	if !settle(rec, t0) || rec.Status != timeout {
+	if !SettleRecord(rec, t0) || rec.Status != timeout {
 		t.Fatalf("status %v, want timeout", rec.Status)
 	}
-	if applyTimeout(rec, time.Minute, t0) {
+	if ApplyTimeout(rec, time.Minute, t0) {
 		t.Fatal("timeout changed a finished record")
 	}
 }
@@ -223,7 +223,7 @@ func TestRecordStatusTable(t *testing.T) {
 		{c(P, P), P}, {c(P, R), R}, {c(P, S), R}, {c(S, S), S}, {c(S, F), F}, {c(S, T), T}, {c(F, T), F},
 		{c(pb.ResultCode_RESULT_CODE_UNSUPPORTED), F}, {c(pb.ResultCode_RESULT_CODE_DUPLICATE), R},
 	} {
-		if got := recordStatus(tc.rec); got != tc.want {
+		if got := RecordStatus(tc.rec); got != tc.want {
 			t.Errorf("%v: %v, want %v", tc.rec.Results, got, tc.want)
 		}
 	}

@@ -23,8 +23,8 @@
 // and heartbeats to it; commands for a pair's devices go to the current holder with its epoch, wait while
 // nobody holds the lease, and on a change of holder move (never started) or end INTERRUPTED (started).
 //
-// Decisions are pure functions with time passed in (planTelemetry, planEvents, ValidateCommand, applyAck,
-// applyReport, applyTimeout, recordStatus, buildPage); the actors gather inputs, call them, and persist or
+// Decisions are pure functions with time passed in (planTelemetry, planEvents, ValidateCommand, ApplyAck,
+// ApplyReport, ApplyTimeout, RecordStatus, buildPage); the actors gather inputs, call them, and persist or
 // send what they return. Telemetry protos are immutable once ingested: the store, the Miner actors and the
 // FleetView share them read-only.
 package grains

@@ -45,7 +45,7 @@ func TestUnfinishedCommandTimesOutAfterRestart(t *testing.T) {
 	}
 	defer st.Close()
 	clk := clock.NewFake(t0.Add(2 * time.Minute))
-	rec := newRecord("c1", CommandRequest{MinerIDs: []string{"m1"}, Action: pb.Action_ACTION_REBOOT}, t0)
+	rec := NewCommandRecord("c1", CommandRequest{MinerIDs: []string{"m1"}, Action: pb.Action_ACTION_REBOOT}, t0)
 	if err := st.PutCommand(rec); err != nil {
 		t.Fatal(err)
 	}

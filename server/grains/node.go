@@ -384,7 +384,7 @@ func (n *Node) entry(commandID string, seq uint64) *queued {
 func (n *Node) onAck(ctx actor.Context, a *pb.CommandAck) {
 	// Every refusal the node reports counts, also of commands no longer queued here (a replay or an injected
 	// command the gate caught, a key command it could not apply).
-	if c := a.GetCode(); isFinal(c) && c != pb.ResultCode_RESULT_CODE_SUCCEEDED {
+	if c := a.GetCode(); IsFinalResult(c) && c != pb.ResultCode_RESULT_CODE_SUCCEEDED {
 		n.cfg.Metrics.commandRefused(ResultCodeName(c))
 	}
 	q := n.entry(a.GetCommandId(), a.GetMonotonicSeq())
@@ -404,22 +404,22 @@ func (n *Node) onAck(ctx actor.Context, a *pb.CommandAck) {
 		switch {
 		case code == pb.ResultCode_RESULT_CODE_SUCCEEDED:
 			n.log.Info("node applied key command", slog.Uint64("seq", a.GetMonotonicSeq()))
-		case isFinal(code):
+		case IsFinalResult(code):
 			n.log.Error("node did not apply key command", slog.Uint64("seq", a.GetMonotonicSeq()),
 				slog.String("code", ResultCodeName(code)), slog.String("message", a.GetMessage()))
 		}
-		if isFinal(code) {
+		if IsFinalResult(code) {
 			n.dequeue(ctx, a.GetMonotonicSeq())
 		}
 		return
 	}
-	if !isFinal(code) {
+	if !IsFinalResult(code) {
 		q.running = true
 	}
 	if n.pairBounced(q, code, a.GetMessage()) {
 		return
 	}
-	if isFinal(code) {
+	if IsFinalResult(code) {
 		n.log.Warn("node refused command", slog.String("command", a.GetCommandId()), slog.Uint64("seq", a.GetMonotonicSeq()),
 			slog.String("code", ResultCodeName(code)), slog.String("message", a.GetMessage()))
 		n.dequeue(ctx, a.GetMonotonicSeq())

@@ -17,7 +17,7 @@ func isControlPayload(p *pb.CommandPayload) bool {
 }
 
 func (n *Node) onControlAck(ctx actor.Context, a *pb.CommandAck, code pb.ResultCode) {
-	if isFinal(code) {
+	if IsFinalResult(code) {
 		n.log.Warn("node did not run a control command", slog.String("command", a.GetCommandId()),
 			slog.Uint64("seq", a.GetMonotonicSeq()), slog.String("code", ResultCodeName(code)), slog.String("message", a.GetMessage()))
 		n.dequeue(ctx, a.GetMonotonicSeq())

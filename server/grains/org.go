@@ -384,7 +384,7 @@ func (o *Org) onIssue(ctx actor.Context, m *issueCommand) {
 	if key := req.IdempotencyKey; key != "" {
 		rec, err := o.cfg.Store.CommandByIdempotencyKey(key)
 		switch {
-		case err == nil && sameCommand(rec, req):
+		case err == nil && SameCommand(rec, req):
 			ctx.Respond(IssuedCommand{CommandID: rec.GetCommandId(), Existing: true})
 			return
 		case err == nil:
@@ -415,7 +415,7 @@ func (o *Org) onIssue(ctx actor.Context, m *issueCommand) {
 		return
 	}
 	now := o.cfg.Clock.Now()
-	rec := newRecord(newCommandID(now), req, now)
+	rec := NewCommandRecord(NewCommandID(now), req, now)
 	if err := o.sealCommandSecrets(rec); err != nil {
 		ctx.Respond(err)
 		return
@@ -447,8 +447,8 @@ func (o *Org) onIssue(ctx actor.Context, m *issueCommand) {
 	ctx.Respond(IssuedCommand{CommandID: id})
 }
 
-// newCommandID is time-ordered (ms, hex) then random.
-func newCommandID(now time.Time) string {
+// NewCommandID is time-ordered (ms, hex) then random.
+func NewCommandID(now time.Time) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%012x%s", now.UnixMilli(), hex.EncodeToString(b[:]))

@@ -234,7 +234,7 @@ func (o *Org) scanOutcome(m *controlOutcome) error {
 		if code == pb.ResultCode_RESULT_CODE_SUCCEEDED && msg != "" && rec.GetMessage() == "" {
 			rec.Message = msg
 		}
-	case isFinal(code) && !scanFinal(rec.GetState()):
+	case IsFinalResult(code) && !scanFinal(rec.GetState()):
 		rec.State, rec.Message, rec.FinishedAtUnixMs = ScanRefused, ResultCodeName(code)+": "+msg, now.UnixMilli()
 		o.log.Warn("discovery scan not run", slog.String("scan", rec.GetScanId()), slog.String("node", m.node), slog.String("reason", rec.Message))
 	default:
@@ -282,7 +282,7 @@ func (o *Org) pairingOutcome(ctx actor.Context, m *controlOutcome) error {
 		}
 	}
 	for _, d := range rec.GetDevices() {
-		if c := d.GetCode(); isFinal(c) && c != pb.ResultCode_RESULT_CODE_SUCCEEDED && d.GetAtUnixMs() == now.UnixMilli() {
+		if c := d.GetCode(); IsFinalResult(c) && c != pb.ResultCode_RESULT_CODE_SUCCEEDED && d.GetAtUnixMs() == now.UnixMilli() {
 			o.log.Warn("device not paired", slog.String("miner", d.GetMinerId()), slog.String("node", m.node),
 				slog.String("status", PairingStatus(c)), slog.String("reason", d.GetMessage()))
 		}

@@ -66,7 +66,7 @@ func (o *Org) onRotate(ctx actor.Context, m *rotateKeys) {
 	}
 	nodes := o.keyNodes(m.nodes)
 	for _, n := range nodes {
-		ctx.Send(o.node(ctx, n), &enqueueCommand{commandID: newCommandID(now), actor: "system:key-rotation",
+		ctx.Send(o.node(ctx, n), &enqueueCommand{commandID: NewCommandID(now), actor: "system:key-rotation",
 			issuedAt: now, keys: rot.Payload, sign: rot.Sign})
 	}
 	o.log.Info("key rotation announced to nodes", slog.String("new_key", rot.NewKeyID), slog.Int("nodes", len(nodes)))
@@ -91,7 +91,7 @@ func (o *Org) onRevoke(ctx actor.Context, m *revokeKey) {
 	}
 	nodes := o.keyNodes(m.nodes)
 	for _, n := range nodes {
-		ctx.Send(o.node(ctx, n), &enqueueCommand{commandID: newCommandID(now), actor: "system:key-revocation",
+		ctx.Send(o.node(ctx, n), &enqueueCommand{commandID: NewCommandID(now), actor: "system:key-revocation",
 			issuedAt: now, keys: rev.Payload})
 	}
 	o.log.Warn("key revocation sent to nodes", slog.String("key", rev.KeyID), slog.Int("nodes", len(nodes)))

@@ -149,7 +149,7 @@ func waitingParts(rec *pb.CommandRecord, book pairBook) map[string]pairCommand {
 		if pid == "" {
 			continue
 		}
-		if r := rec.GetResults()[id]; r != nil && isFinal(r.GetCode()) {
+		if r := rec.GetResults()[id]; r != nil && IsFinalResult(r.GetCode()) {
 			continue
 		}
 		p := book.byID[pid]

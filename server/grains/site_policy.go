@@ -484,7 +484,7 @@ func (o *Org) siteOutcome(m *controlOutcome) {
 		for _, r := range m.report.GetResults() {
 			oc.Code, oc.Message, oc.At = ResultCodeName(r.GetCode()), r.GetMessage(), now
 		}
-	case m.ack != nil && (oc.Code == "" || isFinal(m.ack.GetCode())):
+	case m.ack != nil && (oc.Code == "" || IsFinalResult(m.ack.GetCode())):
 		oc.Code, oc.Message, oc.At = ResultCodeName(m.ack.GetCode()), m.ack.GetMessage(), now
 	default:
 		return

@@ -127,7 +127,7 @@ func (o *Org) startTransfer(ctx actor.Context, req TransferRequest) (TransferSta
 		}
 	}
 	now := o.cfg.Clock.Now()
-	rec := newRecord(newCommandID(now), CommandRequest{MinerIDs: []string{req.MinerID}, Action: pb.Action_ACTION_TRANSFER, Actor: req.Actor}, now)
+	rec := NewCommandRecord(NewCommandID(now), CommandRequest{MinerIDs: []string{req.MinerID}, Action: pb.Action_ACTION_TRANSFER, Actor: req.Actor}, now)
 	spec := rec.GetSpec()
 	spec.Params = map[string]string{
 		sealing.ParamTransferTo:            req.To,
