@@ -325,7 +325,7 @@ func (a *API) getCommand(w http.ResponseWriter, r *http.Request) {
 		a.backendError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toCommand(rec))
+	writeJSON(w, http.StatusOK, CommandToJSON(rec))
 }
 
 func (a *API) listNodes(w http.ResponseWriter, r *http.Request) {

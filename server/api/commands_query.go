@@ -96,17 +96,17 @@ func (a *API) commandView(ctx context.Context, id string, q grains.CommandQuery)
 
 // toCommandView is the JSON of a view: the record's fields, the counts, and the page (results absent with
 // summary).
-func toCommandView(v grains.CommandView) commandJSON {
-	out := toCommand(v.Command)
+func toCommandView(v grains.CommandView) CommandJSON {
+	out := CommandToJSON(v.Command)
 	out.Miners, out.Summary = v.Miners, v.Counts
 	out.NextResultsAfter = v.NextAfter
 	if v.Results == nil {
 		out.Results = nil
 		return out
 	}
-	out.Results = make([]minerResultJSON, 0, len(v.Results))
+	out.Results = make([]MinerResultJSON, 0, len(v.Results))
 	for _, r := range v.Results {
-		out.Results = append(out.Results, toMinerResult(r.GetMinerId(), r))
+		out.Results = append(out.Results, MinerResultToJSON(r.GetMinerId(), r))
 	}
 	return out
 }

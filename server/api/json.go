@@ -125,7 +125,8 @@ type commandAcceptedJSON struct {
 	Existing  bool   `json:"existing"`
 }
 
-type minerResultJSON struct {
+// MinerResultJSON is one miner's part of a command as the API shows it (also the cluster API's).
+type MinerResultJSON struct {
 	MinerID    string     `json:"miner_id"`
 	Status     string     `json:"status"`
 	Code       string     `json:"code"`
@@ -134,7 +135,9 @@ type minerResultJSON struct {
 	FinishedAt *time.Time `json:"finished_at"`
 }
 
-type commandJSON struct {
+// CommandJSON is an operator command as GET /api/v1/commands/{id} shows it (also the cluster API's, which adds
+// its org and deadline).
+type CommandJSON struct {
 	CommandID      string            `json:"command_id"`
 	Action         string            `json:"action"`
 	PowerTargetW   float64           `json:"power_target_w"`
@@ -148,7 +151,7 @@ type commandJSON struct {
 	// Miners is how many miners the command names (results may hold one page of them, or none).
 	Miners int `json:"miners"`
 	// Results is absent with ?summary=1 (omitzero keeps an empty page as []).
-	Results          []minerResultJSON `json:"results,omitzero"`
+	Results          []MinerResultJSON `json:"results,omitzero"`
 	NextResultsAfter string            `json:"next_results_after,omitempty"`
 }
 
@@ -296,27 +299,29 @@ func first(a, b string) string {
 	return b
 }
 
-func toCommand(rec *pb.CommandRecord) commandJSON {
-	out := commandJSON{CommandID: rec.GetCommandId(), Action: grains.ActionName(rec.GetSpec().GetAction()),
+// CommandToJSON renders a command record with every miner's result and the counts by status.
+func CommandToJSON(rec *pb.CommandRecord) CommandJSON {
+	out := CommandJSON{CommandID: rec.GetCommandId(), Action: grains.ActionName(rec.GetSpec().GetAction()),
 		PowerTargetW: rec.GetSpec().GetPowerTargetW(), Actor: rec.GetActor(), IdempotencyKey: rec.GetIdempotencyKey(),
 		Status: grains.ResultName(rec.GetStatus()), CreatedAt: tsMs(rec.GetCreatedAtUnixMs()),
 		FinishedAt: tsMs(rec.GetFinishedAtUnixMs()), NodeSeqs: rec.GetNodeSeqs(),
 		Summary: map[string]int{"pending": 0, "running": 0, "succeeded": 0, "failed": 0, "timeout": 0},
-		Results: make([]minerResultJSON, 0, len(rec.GetMinerIds()))}
+		Results: make([]MinerResultJSON, 0, len(rec.GetMinerIds()))}
 	if out.NodeSeqs == nil {
 		out.NodeSeqs = map[string]uint64{}
 	}
 	out.Miners = len(rec.GetMinerIds())
 	for _, id := range rec.GetMinerIds() {
-		r := toMinerResult(id, rec.GetResults()[id])
+		r := MinerResultToJSON(id, rec.GetResults()[id])
 		out.Summary[r.Status]++
 		out.Results = append(out.Results, r)
 	}
 	return out
 }
 
-func toMinerResult(id string, r *pb.MinerResult) minerResultJSON {
-	return minerResultJSON{MinerID: id, Status: grains.ResultName(r.GetCode()), Code: grains.ResultCodeName(r.GetCode()),
+// MinerResultToJSON renders one miner's result (a nil result is pending).
+func MinerResultToJSON(id string, r *pb.MinerResult) MinerResultJSON {
+	return MinerResultJSON{MinerID: id, Status: grains.ResultName(r.GetCode()), Code: grains.ResultCodeName(r.GetCode()),
 		Message: r.GetMessage(), StartedAt: tsMs(r.GetStartedAtUnixMs()), FinishedAt: tsMs(r.GetFinishedAtUnixMs())}
 }
 

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/hashfleet/hashfleet/server/api"
 	"github.com/hashfleet/hashfleet/server/grains"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -43,38 +43,21 @@ type orgIssueJSON struct {
 	Parts     []issuedPartJSON `json:"parts"`
 }
 
-type minerResultJSON struct {
-	MinerID    string     `json:"miner_id"`
-	Status     string     `json:"status"`
-	Code       string     `json:"code"`
-	Message    string     `json:"message,omitempty"`
-	StartedAt  *time.Time `json:"started_at,omitempty"`
-	FinishedAt *time.Time `json:"finished_at,omitempty"`
-}
-
+// orgCommandJSON is the single-member API's command (api.CommandJSON) with the org, whether it is still
+// open, and its deadline.
 type orgCommandJSON struct {
-	CommandID      string            `json:"command_id"`
-	Org            string            `json:"org"`
-	Action         string            `json:"action"`
-	PowerTargetW   float64           `json:"power_target_w,omitempty"`
-	Actor          string            `json:"actor"`
-	IdempotencyKey string            `json:"idempotency_key,omitempty"`
-	Status         string            `json:"status"`
-	Active         bool              `json:"active"`
-	CreatedAt      *time.Time        `json:"created_at"`
-	FinishedAt     *time.Time        `json:"finished_at"`
-	Deadline       time.Time         `json:"deadline"`
-	Summary        map[string]int    `json:"summary"`
-	NodeSeqs       map[string]uint64 `json:"node_seqs"`
-	Results        []minerResultJSON `json:"results"`
+	api.CommandJSON
+	Org      string    `json:"org"`
+	Active   bool      `json:"active"`
+	Deadline time.Time `json:"deadline"`
 }
 
 type minerCommandJSON struct {
-	CommandID string          `json:"command_id"`
-	Node      string          `json:"node"`
-	Result    minerResultJSON `json:"result"`
-	CreatedAt *time.Time      `json:"created_at"`
-	Deadline  *time.Time      `json:"deadline"`
+	CommandID string              `json:"command_id"`
+	Node      string              `json:"node"`
+	Result    api.MinerResultJSON `json:"result"`
+	CreatedAt *time.Time          `json:"created_at"`
+	Deadline  *time.Time          `json:"deadline"`
 }
 
 type minerJSON struct {
@@ -160,22 +143,8 @@ func (m *Member) handleCommand(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, statusOf(err), map[string]string{"error": err.Error()})
 		return
 	}
-	rec := c.Record
-	out := orgCommandJSON{CommandID: rec.GetCommandId(), Org: c.OrgID, Action: grains.ActionName(rec.GetSpec().GetAction()),
-		PowerTargetW: rec.GetSpec().GetPowerTargetW(), Actor: rec.GetActor(), IdempotencyKey: rec.GetIdempotencyKey(),
-		Status: grains.ResultName(rec.GetStatus()), Active: c.Active, CreatedAt: tsMs(rec.GetCreatedAtUnixMs()),
-		FinishedAt: tsMs(rec.GetFinishedAtUnixMs()), Deadline: c.Deadline.UTC(), NodeSeqs: rec.GetNodeSeqs(),
-		Summary: map[string]int{"pending": 0, "running": 0, "succeeded": 0, "failed": 0, "timeout": 0},
-		Results: make([]minerResultJSON, 0, len(rec.GetMinerIds()))}
-	if out.NodeSeqs == nil {
-		out.NodeSeqs = map[string]uint64{}
-	}
-	for _, id := range rec.GetMinerIds() {
-		res := resultJSON(id, rec.GetResults()[id])
-		out.Summary[res.Status]++
-		out.Results = append(out.Results, res)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, orgCommandJSON{CommandJSON: api.CommandToJSON(c.Record), Org: c.OrgID, Active: c.Active,
+		Deadline: c.Deadline.UTC()})
 }
 
 func (m *Member) handleMiner(w http.ResponseWriter, r *http.Request) {
@@ -193,14 +162,9 @@ func (m *Member) handleMiner(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, c := range rep.GetInFlight() {
 		out.InFlight = append(out.InFlight, minerCommandJSON{CommandID: c.GetCommandId(), Node: c.GetNodeId(),
-			Result: resultJSON(rep.GetMinerId(), c.GetResult()), CreatedAt: tsMs(c.GetCreatedAtUnixMs()), Deadline: tsMs(c.GetDeadlineUnixMs())})
+			Result: api.MinerResultToJSON(rep.GetMinerId(), c.GetResult()), CreatedAt: tsMs(c.GetCreatedAtUnixMs()), Deadline: tsMs(c.GetDeadlineUnixMs())})
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-func resultJSON(id string, r *pb.MinerResult) minerResultJSON {
-	return minerResultJSON{MinerID: id, Status: grains.ResultName(r.GetCode()), Code: grains.ResultCodeName(r.GetCode()),
-		Message: r.GetMessage(), StartedAt: tsMs(r.GetStartedAtUnixMs()), FinishedAt: tsMs(r.GetFinishedAtUnixMs())}
 }
 
 func tsMs(ms int64) *time.Time {
