@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -263,29 +262,9 @@ func (a *API) postCommand(w http.ResponseWriter, r *http.Request) {
 // action and a non-empty miner list.
 func (a *API) decodeCommand(w http.ResponseWriter, r *http.Request) (grains.CommandRequest, error) {
 	var req grains.CommandRequest
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		return req, fmt.Errorf("%w: Content-Type must be application/json, got %q", ErrBadRequest, ct)
-	}
-	body := http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
 	var in commandRequestJSON
-	if err := dec.Decode(&in); err != nil {
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			return req, fmt.Errorf("%w: body exceeds %d bytes", ErrBadRequest, tooBig.Limit)
-		case errors.Is(err, io.EOF):
-			return req, fmt.Errorf("%w: empty body, want a JSON command object", ErrBadRequest)
-		}
-		return req, fmt.Errorf("%w: malformed JSON: %v", ErrBadRequest, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return req, fmt.Errorf("%w: body exceeds %d bytes", ErrBadRequest, tooBig.Limit)
-		}
-		return req, fmt.Errorf("%w: malformed JSON: data after the command object", ErrBadRequest)
+	if err := DecodeJSON(w, r, a.cfg.MaxBodyBytes, &in, "command object", false); err != nil {
+		return req, err
 	}
 	action, ok := grains.ParseAction(in.Action)
 	if !ok {

@@ -5,11 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashfleet/hashfleet/messages/pb"
@@ -67,27 +64,7 @@ func (a *API) registerSplit() {
 // decodeBody reads one JSON object into v: bounded size, no unknown fields. An empty body is allowed when
 // optional is set (v keeps its zero value).
 func (a *API) decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		return fmt.Errorf("%w: Content-Type must be application/json, got %q", ErrBadRequest, ct)
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			return fmt.Errorf("%w: body exceeds %d bytes", ErrBadRequest, tooBig.Limit)
-		case errors.Is(err, io.EOF) && optional:
-			return nil
-		case errors.Is(err, io.EOF):
-			return fmt.Errorf("%w: empty body, want a JSON object", ErrBadRequest)
-		}
-		return fmt.Errorf("%w: malformed JSON: %v", ErrBadRequest, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: malformed JSON: data after the object", ErrBadRequest)
-	}
-	return nil
+	return DecodeJSON(w, r, a.cfg.MaxBodyBytes, v, "object", optional)
 }
 
 func (a *API) unavailable(w http.ResponseWriter, what string) {

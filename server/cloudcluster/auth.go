@@ -3,10 +3,8 @@ package cloudcluster
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -16,6 +14,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/hashfleet/hashfleet/actors/clock"
 	"github.com/hashfleet/hashfleet/messages/pb"
+	"github.com/hashfleet/hashfleet/server/api"
 	"github.com/hashfleet/hashfleet/server/enroll"
 	"github.com/hashfleet/hashfleet/server/gateway"
 	"github.com/hashfleet/hashfleet/server/registry"
@@ -250,11 +249,10 @@ func (a *Auth) Handler(token string) http.Handler {
 	})
 }
 
+// decodeBody reads an optional JSON body into v (api.DecodeJSON), answering 400 when it is unusable.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "malformed body: " + err.Error()})
+	if err := api.DecodeJSON(w, r, maxBody, v, "object", true); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return false
 	}
 	return true

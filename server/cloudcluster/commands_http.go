@@ -2,9 +2,7 @@ package cloudcluster
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -74,28 +72,9 @@ type minerJSON struct {
 // known action. The Org grain validates the rest again before recording.
 func decodeOrgCommand(w http.ResponseWriter, r *http.Request) (grains.CommandRequest, error) {
 	var req grains.CommandRequest
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		return req, fmt.Errorf("%w: Content-Type must be application/json, got %q", ErrInvalid, ct)
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
 	var in orgCommandBody
-	err := dec.Decode(&in)
-	if err == nil {
-		if _, err = dec.Token(); errors.Is(err, io.EOF) {
-			err = nil
-		} else if err == nil {
-			err = errors.New("data after the command object")
-		}
-	}
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		return req, fmt.Errorf("%w: body exceeds %d bytes", ErrInvalid, tooBig.Limit)
-	case errors.Is(err, io.EOF):
-		return req, fmt.Errorf("%w: empty body, want a JSON command object", ErrInvalid)
-	case err != nil:
-		return req, fmt.Errorf("%w: malformed JSON: %v", ErrInvalid, err)
+	if err := api.DecodeJSON(w, r, maxBody, &in, "command object", false); err != nil {
+		return req, err
 	}
 	action, ok := grains.ParseAction(in.Action)
 	if !ok {

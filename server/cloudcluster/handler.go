@@ -4,9 +4,10 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
+
+	"github.com/hashfleet/hashfleet/server/api"
 )
 
 // maxBody bounds a request body of the cluster endpoints.
@@ -53,10 +54,8 @@ type issueBody struct {
 
 func (m *Member) handleIssue(w http.ResponseWriter, r *http.Request) {
 	var b issueBody
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "malformed body: " + err.Error()})
+	if err := api.DecodeJSON(w, r, maxBody, &b, "object", false); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
 	rep, err := m.Issue(r.Context(), Command{NodeID: r.PathValue("node"), CommandID: b.CommandID, Actor: b.Actor, Payload: b.Payload})
