@@ -173,18 +173,11 @@ func (s *Badger) PutPair(rec *PairRecord) error {
 			}
 		}
 		for _, k := range pairClaims(rec) {
-			item, err := txn.Get(k)
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				continue
-			}
+			holder, err := claimHolder(txn, k)
 			if err != nil {
 				return err
 			}
-			holder, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			if string(holder) != rec.ID {
+			if holder != "" && holder != rec.ID {
 				return fmt.Errorf("%s is already in pair %s: %w", k[len("wpclaim/x/"):], holder, ErrExists)
 			}
 		}
@@ -235,24 +228,30 @@ func getPair(txn *badger.Txn, id string) (*PairRecord, error) {
 // dropClaims deletes the claims rec holds (a claim another pair holds is left alone).
 func dropClaims(txn *badger.Txn, rec *PairRecord) error {
 	for _, k := range pairClaims(rec) {
-		item, err := txn.Get(k)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			continue
-		}
+		holder, err := claimHolder(txn, k)
 		if err != nil {
 			return err
 		}
-		holder, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		if string(holder) == rec.ID {
+		if holder == rec.ID {
 			if err := txn.Delete(k); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// claimHolder is the pair holding claim key k, "" when nobody does.
+func claimHolder(txn *badger.Txn, k []byte) (string, error) {
+	item, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	v, err := item.ValueCopy(nil)
+	return string(v), err
 }
 
 // DeletePair implements PairStore.
