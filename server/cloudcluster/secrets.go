@@ -27,9 +27,9 @@ import (
 	"github.com/hashfleet/hashfleet/messages/signing"
 	"github.com/hashfleet/hashfleet/server/enroll"
 	"github.com/hashfleet/hashfleet/server/grains"
+	"github.com/hashfleet/hashfleet/server/keys"
 	"github.com/hashfleet/hashfleet/server/pgstore"
 	"github.com/hashfleet/hashfleet/server/tlsca"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // Secrets every member shares (docs/CLUSTER.md, "Shared secrets"): the org's TLS CA, its command-issuance
@@ -321,28 +321,22 @@ func checkCA(certPEM, keyPEM []byte) error {
 
 // keysJSON is the sealed form of the command keys (server/keys' file format).
 type keysJSON struct {
-	OrgID string        `json:"org_id"`
-	Keys  []keyJSONItem `json:"keys"`
+	OrgID string         `json:"org_id"`
+	Keys  []keys.KeyJSON `json:"keys"`
 	// Announcements are the latest rotations' announcements, sent again on request (keys.go).
 	Announcements []announcementJSON `json:"announcements,omitempty"`
 }
 
-type keyJSONItem struct {
-	Key  json.RawMessage `json:"key"`  // protojson pb.CommandKey
-	Seed []byte          `json:"seed"` // ed25519 private seed
-}
-
 // encodeKeys returns the public records (JSON list of protojson keys) and the sealed form's plaintext.
 func encodeKeys(orgID string, recs []signing.KeyRecord, anns ...announcementJSON) (public, plain []byte, err error) {
-	f := keysJSON{OrgID: orgID, Announcements: anns}
-	var pubs []json.RawMessage
-	for _, r := range recs {
-		b, err := protojson.Marshal(r.Key)
-		if err != nil {
-			return nil, nil, fmt.Errorf("encode command key %s: %w", r.Key.GetKeyId(), err)
-		}
-		f.Keys = append(f.Keys, keyJSONItem{Key: b, Seed: r.PrivateSeed})
-		pubs = append(pubs, b)
+	items, err := keys.EncodeKeyRecords(recs)
+	if err != nil {
+		return nil, nil, err
+	}
+	f := keysJSON{OrgID: orgID, Keys: items, Announcements: anns}
+	pubs := make([]json.RawMessage, 0, len(items))
+	for _, k := range items {
+		pubs = append(pubs, k.Key)
 	}
 	if public, err = json.Marshal(pubs); err != nil {
 		return nil, nil, fmt.Errorf("encode command keys: %w", err)
@@ -361,13 +355,9 @@ func decodeKeys(name, orgID string, plain []byte) ([]signing.KeyRecord, error) {
 	if f.OrgID != orgID || len(f.Keys) == 0 {
 		return nil, fmt.Errorf("%w: %s holds org %q with %d keys, want org %q", ErrCorruptSecret, name, f.OrgID, len(f.Keys), orgID)
 	}
-	out := make([]signing.KeyRecord, 0, len(f.Keys))
-	for i, k := range f.Keys {
-		ck := &pb.CommandKey{}
-		if err := protojson.Unmarshal(k.Key, ck); err != nil {
-			return nil, fmt.Errorf("%w: %s: key %d: %v", ErrCorruptSecret, name, i, err)
-		}
-		out = append(out, signing.KeyRecord{Key: ck, PrivateSeed: k.Seed})
+	out, err := keys.DecodeKeyRecords(f.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorruptSecret, name, err)
 	}
 	return out, nil
 }

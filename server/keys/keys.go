@@ -96,12 +96,39 @@ func Open(cfg Config, now time.Time) (*Manager, error) {
 // fileJSON is the key file.
 type fileJSON struct {
 	OrgID string    `json:"org_id"`
-	Keys  []keyJSON `json:"keys"`
+	Keys  []KeyJSON `json:"keys"`
 }
 
-type keyJSON struct {
+// KeyJSON is one command key as the key file (and a cloud cluster's sealed key row) holds it.
+type KeyJSON struct {
 	Key  json.RawMessage `json:"key"`  // protojson pb.CommandKey (public record)
 	Seed []byte          `json:"seed"` // ed25519 private seed, base64
+}
+
+// EncodeKeyRecords turns key records into their stored form.
+func EncodeKeyRecords(recs []signing.KeyRecord) ([]KeyJSON, error) {
+	out := make([]KeyJSON, 0, len(recs))
+	for _, r := range recs {
+		b, err := protojson.Marshal(r.Key)
+		if err != nil {
+			return nil, fmt.Errorf("encode command key %s: %w", r.Key.GetKeyId(), err)
+		}
+		out = append(out, KeyJSON{Key: b, Seed: r.PrivateSeed})
+	}
+	return out, nil
+}
+
+// DecodeKeyRecords reads key records back from their stored form; an unreadable one is named by index.
+func DecodeKeyRecords(items []KeyJSON) ([]signing.KeyRecord, error) {
+	out := make([]signing.KeyRecord, 0, len(items))
+	for i, k := range items {
+		ck := &pb.CommandKey{}
+		if err := protojson.Unmarshal(k.Key, ck); err != nil {
+			return nil, fmt.Errorf("key %d: %v", i, err)
+		}
+		out = append(out, signing.KeyRecord{Key: ck, PrivateSeed: k.Seed})
+	}
+	return out, nil
 }
 
 func load(path, org string) ([]signing.KeyRecord, error) {
@@ -116,13 +143,9 @@ func load(path, org string) ([]signing.KeyRecord, error) {
 	if f.OrgID != org {
 		return nil, fmt.Errorf("keys: %s holds org %q, want %q: %w", path, f.OrgID, org, ErrInvalidConfig)
 	}
-	out := make([]signing.KeyRecord, 0, len(f.Keys))
-	for i, k := range f.Keys {
-		ck := &pb.CommandKey{}
-		if err := protojson.Unmarshal(k.Key, ck); err != nil {
-			return nil, fmt.Errorf("keys: %s: key %d: %v: %w", path, i, err, ErrInvalidConfig)
-		}
-		out = append(out, signing.KeyRecord{Key: ck, PrivateSeed: k.Seed})
+	out, err := DecodeKeyRecords(f.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %s: %v: %w", path, err, ErrInvalidConfig)
 	}
 	return out, nil
 }
@@ -131,15 +154,11 @@ func (m *Manager) saveLocked(recs []signing.KeyRecord) error {
 	if m.file == "" {
 		return nil
 	}
-	f := fileJSON{OrgID: m.cfg.OrgID, Keys: make([]keyJSON, 0, len(recs))}
-	for _, r := range recs {
-		b, err := protojson.Marshal(r.Key)
-		if err != nil {
-			return fmt.Errorf("keys: encode %s: %w", r.Key.GetKeyId(), err)
-		}
-		f.Keys = append(f.Keys, keyJSON{Key: b, Seed: r.PrivateSeed})
+	items, err := EncodeKeyRecords(recs)
+	if err != nil {
+		return fmt.Errorf("keys: %w", err)
 	}
-	b, err := json.MarshalIndent(f, "", "  ")
+	b, err := json.MarshalIndent(fileJSON{OrgID: m.cfg.OrgID, Keys: items}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("keys: encode: %w", err)
 	}
